@@ -1,0 +1,91 @@
+/* src/core/file.c — memory-mapped and whole-file reads with clear errors. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/internal.h"
+
+ct_status ct__mfile_open(ct_mfile *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ct__err(CT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ct__err(CT_ERR_IO, "%s: not a regular file", path);
+    }
+    f->path = ct__strdup(path);
+    if (!f->path) { close(fd); return ct__err(CT_ERR_NOMEM, "%s: out of memory", path); }
+    f->size = (size_t)st.st_size;
+    if (f->size > 0) {
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            free(f->path);
+            f->path = NULL;
+            return ct__err(CT_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        }
+        f->data = p;
+    }
+    close(fd);
+    return CT_OK;
+}
+
+void ct__mfile_close(ct_mfile *f) {
+    if (!f) return;
+    if (f->data) munmap((void *)f->data, f->size);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+ct_status ct__read_file(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ct__err(CT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) { fclose(fp); return ct__err(CT_ERR_NOMEM, "%s: out of memory", path); }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); fclose(fp); return ct__err(CT_ERR_NOMEM, "%s: out of memory", path); }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) { free(buf); return ct__err(CT_ERR_IO, "%s: read error", path); }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return CT_OK;
+}
+
+int ct__file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+int ct__is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+char *ct__path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}

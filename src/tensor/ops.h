@@ -1,0 +1,48 @@
+/* src/tensor/ops.h — thread pool and the compute kernels the forward pass uses.
+ *
+ * Matrices are read in their stored dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1):
+ * decoding is bound by memory bandwidth, so weights are never widened to F32
+ * in memory; each kernel dequantizes a block at a time in registers.
+ * Every vectorized kernel (AVX-512 / AVX2) has a scalar `_ref` twin that the
+ * tests compare it with. */
+#ifndef CT_TENSOR_OPS_H
+#define CT_TENSOR_OPS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "ctune/dtype.h"
+#include "ctune/status.h"
+
+/* ---- thread pool ------------------------------------------------------- */
+typedef struct ct_pool ct_pool;
+/* n_threads <= 0: number of online CPUs. Workers spin briefly then sleep. */
+ct_status ct__pool_create(int n_threads, ct_pool **out);
+void ct__pool_free(ct_pool *p);
+int ct__pool_size(const ct_pool *p);
+/* Run fn(ctx, ith, nth) on nth = pool size threads (the caller is thread 0);
+ * returns when all are done. p may be NULL (runs fn(ctx, 0, 1)). */
+typedef void (*ct_task_fn)(void *ctx, int ith, int nth);
+void ct__pool_run(ct_pool *p, ct_task_fn fn, void *ctx);
+
+/* ---- weight matrix ----------------------------------------------------- */
+typedef struct {
+    ct_dtype dtype;   /* F32, F16, BF16, Q8_0, Q4_0, Q4_1 */
+    int rows;         /* out features */
+    int cols;         /* in features (multiple of 32 for Q types) */
+    const void *data; /* row-major, rows * row_bytes */
+    size_t row_bytes;
+} ct_mat;
+
+/* Dequantize row r of W into out (cols,). */
+void ct__mat_row_f32(const ct_mat *W, int r, float *out);
+
+/* y (T, rows) = x (T, cols) @ W^T (+ bias (rows,) if non-NULL).
+ * Threads split the output columns; for T > 1 W is dequantized a tile at a time
+ * and reused across the T rows. Allocates nothing (uses ct__matmul_scratch). */
+void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool);
+/* Scalar reference of the same (single-threaded). */
+void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias, int T);
+/* Per-thread scratch floats ct__matmul needs for a given W and pool; the pool
+ * owns its scratch, so callers only need this for planning. */
+size_t ct__matmul_scratch(const ct_mat *W, int T);
+
+#endif
