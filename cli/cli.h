@@ -1,0 +1,20 @@
+/* cli/cli.h — subcommands of the ctune tool. Each takes the arguments after
+ * its name (argv[0] is the subcommand) and returns the process exit code.
+ * The CLI only parses arguments and hands off to libctune. */
+#ifndef CT_CLI_H
+#define CT_CLI_H
+#include "ctune/ctune.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Print "ctune: <what>: <ct_errmsg()>" to stderr; returns 1. */
+int cli_fail(const char *what, ct_status s);
+/* Load a model from MODEL (HF dir, .gguf, llama2.c .bin with tokenizer). */
+ct_status cli_load_model(const char *path, const char *tokenizer, ct_model **out);
+/* Parse option values with range checks; print a message and return 0 on error. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out);
+#endif

@@ -1,0 +1,140 @@
+/* cli/cmd_generate.c — `ctune generate MODEL -p PROMPT`: stream a continuation.
+ * Greedy unless --temp > 0. --chat wraps the prompt in the model's chat format
+ * (ChatML for models whose template uses <|im_start|>, Llama-2 [INST] style);
+ * a full Jinja template engine is not part of this command. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static const char *USAGE =
+    "usage: ctune generate MODEL -p PROMPT [options]\n"
+    "  -n N            tokens to generate (default 256)\n"
+    "  --temp T        temperature; 0 = greedy (default 0)\n"
+    "  --top-k K       keep the K most likely tokens (default 0 = off)\n"
+    "  --top-p P       nucleus sampling (default 1 = off)\n"
+    "  --seed S        sampling seed (default 42)\n"
+    "  --chat          format PROMPT as a user turn with the model's chat template\n"
+    "  --system TEXT   system message for --chat\n"
+    "  --echo          print the prompt before the continuation\n"
+    "  --ctx N         context size (default: the model's)\n"
+    "  -t N            threads (default: all cores)\n"
+    "  --tokenizer F   tokenizer for a llama2.c .bin model\n";
+
+static int on_token(int32_t id, const char *piece, size_t len, void *ud) {
+    (void)id; (void)ud;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* Build the chat-formatted prompt text; returns malloc'd text or NULL (unsupported). */
+static char *chat_format(const ct_tokenizer *t, const char *user, const char *system, int *add_bos) {
+    const char *tmpl = ct_tokenizer_chat_template(t);
+    size_t cap = strlen(user) + (system ? strlen(system) : 0) + 512;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    if (ct_tokenizer_token_id(t, "<|im_start|>") >= 0 && (!tmpl || strstr(tmpl, "<|im_start|>"))) {
+        /* ChatML (Qwen2, SmolLM2). SmolLM2's template inserts its default system turn. */
+        const char *smol = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+        if (!system && tmpl && strstr(tmpl, smol)) system = smol;
+        if (system)
+            snprintf(out, cap, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
+                     system, user);
+        else
+            snprintf(out, cap, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
+        *add_bos = 0;
+        return out;
+    }
+    if (tmpl && strstr(tmpl, "[INST]")) {
+        if (system) snprintf(out, cap, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, user);
+        else snprintf(out, cap, "[INST] %s [/INST]", user);
+        *add_bos = 1;
+        return out;
+    }
+    free(out);
+    return NULL;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *path = NULL, *prompt = NULL, *tokpath = NULL, *system = NULL;
+    long n = 256, topk = 0, seed = 42, threads = 0, nctx = 0;
+    double temp = 0, topp = 1;
+    int chat = 0, echo = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && more) prompt = argv[++i];
+        else if (!strcmp(a, "-n") && more) { if (!cli_parse_int(a, argv[++i], 0, 1 << 24, &n)) return 2; }
+        else if (!strcmp(a, "--temp") && more) { if (!cli_parse_float(a, argv[++i], 0, 100, &temp)) return 2; }
+        else if (!strcmp(a, "--top-k") && more) { if (!cli_parse_int(a, argv[++i], 0, 1 << 30, &topk)) return 2; }
+        else if (!strcmp(a, "--top-p") && more) { if (!cli_parse_float(a, argv[++i], 0, 1, &topp)) return 2; }
+        else if (!strcmp(a, "--seed") && more) { if (!cli_parse_int(a, argv[++i], 0, 0x7fffffffL, &seed)) return 2; }
+        else if (!strcmp(a, "--ctx") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 24, &nctx)) return 2; }
+        else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_parse_int(a, argv[++i], 1, 256, &threads)) return 2; }
+        else if (!strcmp(a, "--tokenizer") && more) tokpath = argv[++i];
+        else if (!strcmp(a, "--system") && more) system = argv[++i];
+        else if (!strcmp(a, "--chat")) chat = 1;
+        else if (!strcmp(a, "--echo")) echo = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
+        else if (a[0] == '-') { fprintf(stderr, "ctune generate: unknown option '%s'\n%s", a, USAGE); return 2; }
+        else if (!path) path = a;
+        else { fprintf(stderr, "ctune generate: unexpected argument '%s'\n", a); return 2; }
+    }
+    if (!path || !prompt) { fputs(USAGE, stderr); return 2; }
+
+    ct_model *m = NULL;
+    ct_status s = cli_load_model(path, tokpath, &m);
+    if (s != CT_OK) return cli_fail(path, s);
+    int rc = 1;
+    ct_ctx *c = NULL;
+    int32_t *ids = NULL;
+    char *text = NULL;
+    ct_tokenizer *tok = ct_model_tokenizer(m);
+    if (!tok) { fprintf(stderr, "ctune generate: %s has no tokenizer; pass --tokenizer FILE\n", path); goto done; }
+
+    int add_bos = ct_tokenizer_adds_bos(tok);
+    const char *ptext = prompt;
+    if (chat) {
+        text = chat_format(tok, prompt, system, &add_bos);
+        if (!text) { fprintf(stderr, "ctune generate: --chat: %s has no chat template this command knows (ChatML, [INST])\n", path); goto done; }
+        ptext = text;
+    }
+    size_t np = 0;
+    s = ct_tokenizer_encode(tok, ptext, strlen(ptext), add_bos ? CT_TOK_ADD_BOS : 0, &ids, &np);
+    if (s != CT_OK) { cli_fail("encoding the prompt", s); goto done; }
+    if (np == 0) { fprintf(stderr, "ctune generate: the prompt encodes to no tokens\n"); goto done; }
+
+    s = ct_ctx_create(m, (int)nctx, (int)threads, &c);
+    if (s != CT_OK) { cli_fail("creating context", s); goto done; }
+    if ((long)np >= ct_ctx_size(c)) { fprintf(stderr, "ctune generate: prompt (%zu tokens) does not fit the context (%d)\n", np, ct_ctx_size(c)); goto done; }
+
+    int32_t stop[2];
+    int nstop = 0;
+    int im_end = ct_tokenizer_token_id(tok, "<|im_end|>");
+    if (im_end >= 0) stop[nstop++] = im_end;
+    ct_gen_opts go = {0};
+    go.max_new_tokens = (int)n;
+    go.sampling.temperature = (float)temp;
+    go.sampling.top_k = (int)topk;
+    go.sampling.top_p = (float)topp;
+    go.sampling.seed = (uint64_t)seed;
+    go.stop_at_eos = 1;
+    go.stop_ids = stop;
+    go.n_stop_ids = nstop;
+    if (echo) { fputs(prompt, stdout); fflush(stdout); }
+    ct_gen_stats st = {0};
+    s = ct_generate(c, ids, (int)np, &go, on_token, NULL, &st);
+    printf("\n");
+    if (s != CT_OK) { cli_fail("generate", s); goto done; }
+    fprintf(stderr, "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s\n", st.n_prompt,
+            st.prompt_seconds > 0 ? st.n_prompt / st.prompt_seconds : 0.0, st.n_generated,
+            st.gen_seconds > 0 ? st.n_generated / st.gen_seconds : 0.0);
+    rc = 0;
+done:
+    free(text);
+    free(ids);
+    ct_ctx_free(c);
+    ct_model_free(m);
+    return rc;
+}

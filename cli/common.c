@@ -1,0 +1,43 @@
+/* cli/common.c — helpers shared by subcommands: error printing, model loading,
+ * numeric option parsing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+int cli_fail(const char *what, ct_status s) {
+    fprintf(stderr, "ctune: %s: %s\n", what, ct_errmsg());
+    (void)s;
+    return 1;
+}
+
+ct_status cli_load_model(const char *path, const char *tokenizer, ct_model **out) {
+    ct_load_opts o = {0};
+    o.tokenizer_path = tokenizer;
+    return ct_model_load(path, &o, out);
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "ctune: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "ctune: %s expects a number in [%g, %g], got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
