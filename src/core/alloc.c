@@ -65,8 +65,8 @@ uint16_t ct__f32_to_f16(float f) {
     if (a < 0x38800000u) { /* subnormal or zero in half */
         if (a < 0x33000000u) return (uint16_t)sign;
         uint32_t man = (a & 0x7fffff) | 0x800000;
-        int shift = 126 - (int)(a >> 23);
-        uint32_t r = man >> (shift + 1), rem = man & ((1u << (shift + 1)) - 1), half = 1u << shift;
+        int shift = 126 - (int)(a >> 23); /* 14..24: value / 2^-24 = man >> shift */
+        uint32_t r = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
         if (rem > half || (rem == half && (r & 1))) r++;
         return (uint16_t)(sign | r);
     }

@@ -17,10 +17,20 @@ typedef struct ct_gguf ct_gguf; /* struct ct_gguf */
 
 /* Open and validate path (header, every metadata entry, tensor infos and their
  * data ranges). Tensors are added to *ts when ts is non-NULL (the store takes
- * the mapping); pass NULL to read metadata only (tokenizer-only GGUF files). */
+ * the mapping); pass NULL to read metadata only (tokenizer-only GGUF files).
+ * Metadata strings point into the mapping: with ts, close g before freeing ts.
+ * On failure nothing is added to ts and *out is NULL. */
 ct_status ct__gguf_open(const char *path, ct_gguf **out, ct_tstore *ts);
+/* The same over a caller-owned buffer (fuzzing, tests): name is used in
+ * messages; tensors added to ts point into data, which must outlive ts and g. */
+ct_status ct__gguf_open_mem(const void *data, size_t size, const char *name, ct_gguf **out, ct_tstore *ts);
 void ct__gguf_close(ct_gguf *g);
 const char *ct__gguf_path(const ct_gguf *g);
+
+/* Enumerate metadata in file order: key i (not NUL-terminated) and its type.
+ * Returns 0 when i >= ct__gguf_n_kv(g). */
+size_t ct__gguf_n_kv(const ct_gguf *g);
+int ct__gguf_key_at(const ct_gguf *g, size_t i, const char **key, size_t *len, ct_gguf_type *type);
 
 /* Key lookup: returns 1 and the value if present with a compatible type. */
 int ct__gguf_has(const ct_gguf *g, const char *key);

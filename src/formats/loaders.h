@@ -19,6 +19,11 @@ ct_status ct__load_hf_dir(const char *dir, ct_tstore *ts, ct_config *cfg, ct_tok
 ct_status ct__parse_hf_config(const char *text, size_t len, const char *path, ct_config *cfg);
 /* One safetensors file into ts (validates the header fully). */
 ct_status ct__safetensors_load(const char *path, ct_tstore *ts);
+/* The same on a safetensors image already in memory (data, size); name is used
+ * in messages and file is stored in each ct_tref. Tensors point into data
+ * (copied only when misaligned for their dtype), so data must outlive them.
+ * All or nothing: on failure ts is as it was. Used by the loader and the fuzzer. */
+ct_status ct__safetensors_parse(const uint8_t *data, size_t size, const char *name, int file, ct_tstore *ts);
 /* GGUF model: llama/mistral/qwen2/gpt2 architectures. */
 ct_status ct__load_gguf_model(const char *path, ct_tstore *ts, ct_config *cfg, ct_tokenizer **tok);
 /* llama2.c checkpoint (legacy version-0 format: 7 int32 header, negative

@@ -22,6 +22,11 @@ int ct__pool_size(const ct_pool *p);
  * returns when all are done. p may be NULL (runs fn(ctx, 0, 1)). */
 typedef void (*ct_task_fn)(void *ctx, int ith, int nth);
 void ct__pool_run(ct_pool *p, ct_task_fn fn, void *ctx);
+/* Scratch owned by the pool for thread ith (call it only from thread ith, or
+ * while no run is in progress): at least `bytes`, 64-byte aligned, grown (and
+ * its old contents dropped) only when a larger size is asked. p == NULL gives a
+ * buffer private to the calling thread. NULL when out of memory. */
+void *ct__pool_scratch(ct_pool *p, int ith, size_t bytes);
 
 /* ---- weight matrix ----------------------------------------------------- */
 typedef struct {

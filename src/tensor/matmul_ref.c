@@ -1,0 +1,130 @@
+/* src/tensor/matmul_ref.c — scalar reference twins of the matmul kernels
+ * (matmul_kern.h) and ct__matmul_ref (ops.h).
+ *
+ * These are the definitions: plain loops, one element at a time, written for
+ * obviousness, not speed. The x86 kernels in matmul_x86.c must agree with
+ * them to float rounding (integer block dots exactly). ct__matmul_ref decodes
+ * weights with its own per-element decoder (not quant.c), so the tests can
+ * check three independent paths against each other.
+ * Left out: threading, blocking, any allocation beyond none. */
+#include <math.h>
+#include <string.h>
+#include "core/internal.h"
+#include "tensor/matmul_kern.h"
+#include "tensor/quant.h"
+
+/* ---- element decoder --------------------------------------------------- */
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* W[r, j] as f32, straight from the stored bytes. */
+static float elem(const ct_mat *W, int r, int j) {
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+    const uint8_t *b;
+    int i = j % 32, q;
+    switch (W->dtype) {
+    case CT_DT_F32: { float f; memcpy(&f, row + 4 * (size_t)j, 4); return f; }
+    case CT_DT_F16: return ct__f16_to_f32(rd16(row + 2 * (size_t)j));
+    case CT_DT_BF16: return ct__bf16_to_f32(rd16(row + 2 * (size_t)j));
+    case CT_DT_Q8_0:
+        b = row + (size_t)(j / 32) * 34;
+        return ct__f16_to_f32(rd16(b)) * (float)(int8_t)b[2 + i];
+    case CT_DT_Q4_0:
+        b = row + (size_t)(j / 32) * 18;
+        q = i < 16 ? (b[2 + i] & 15) : (b[2 + i - 16] >> 4);
+        return ct__f16_to_f32(rd16(b)) * (float)(q - 8);
+    case CT_DT_Q4_1:
+        b = row + (size_t)(j / 32) * 20;
+        q = i < 16 ? (b[4 + i] & 15) : (b[4 + i - 16] >> 4);
+        return ct__f16_to_f32(rd16(b)) * (float)q + ct__f16_to_f32(rd16(b + 2));
+    default: return NAN;
+    }
+}
+
+/* y (T, rows) = x (T, cols) @ W^T + bias: float accumulation in column order. */
+void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias, int T) {
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < W->rows; r++) {
+            float s = 0.0f;
+            for (int j = 0; j < W->cols; j++) s += elem(W, r, j) * x[(size_t)t * W->cols + j];
+            y[(size_t)t * W->rows + r] = s + (bias ? bias[r] : 0.0f);
+        }
+}
+
+/* ---- kernel twins ------------------------------------------------------ */
+void ct__quantize_x_q8_ref(const float *x, ct__xq8 *out, int n) {
+    for (int b = 0; b < n / 32; b++) {
+        const float *v = x + 32 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = (int)nearbyintf(v[j] * id); /* nearest-even, as cvtps2dq */
+            out[b].q[j] = (int8_t)q;
+            sum += q;
+        }
+        out[b].d = d;
+        out[b].s = d * (float)sum;
+    }
+}
+
+void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *out) {
+    for (int i = 0; i < nr; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < W->cols; j++) s += elem(W, r0 + i, j) * x[j];
+        out[i] = s;
+    }
+}
+
+/* Per block: an exact integer dot of the stored codes with x's codes, scaled
+ * once: Q8_0 dw*dx*sum(w*q); Q4_0 dw*dx*sum((n-8)*q); Q4_1 dw*dx*sum(n*q) + m*s. */
+void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) {
+    int nb = W->cols / 32;
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes;
+        float s = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const ct__xq8 *xb = &xq[b];
+            int isum = 0;
+            if (W->dtype == CT_DT_Q8_0) {
+                const uint8_t *blk = row + (size_t)b * 34;
+                for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * xb->q[j];
+                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum;
+            } else if (W->dtype == CT_DT_Q4_0) {
+                const uint8_t *blk = row + (size_t)b * 18;
+                for (int j = 0; j < 16; j++)
+                    isum += ((blk[2 + j] & 15) - 8) * xb->q[j] + ((blk[2 + j] >> 4) - 8) * xb->q[j + 16];
+                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum;
+            } else { /* Q4_1 */
+                const uint8_t *blk = row + (size_t)b * 20;
+                for (int j = 0; j < 16; j++)
+                    isum += (blk[4 + j] & 15) * xb->q[j] + (blk[4 + j] >> 4) * xb->q[j + 16];
+                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum + ct__f16_to_f32(rd16(blk + 2)) * xb->s;
+            }
+        }
+        out[i] = s;
+    }
+}
+
+/* Uses quant.c's ct__dequant_row: the decoder the rest of the library uses. */
+void ct__dequant_range_ref(const ct_mat *W, int r, int k0, int n, float *out) {
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+    size_t off;
+    switch (W->dtype) {
+    case CT_DT_F32: off = 4 * (size_t)k0; break;
+    case CT_DT_F16: case CT_DT_BF16: off = 2 * (size_t)k0; break;
+    default: off = (size_t)(k0 / 32) * ct_dtype_block_bytes(W->dtype); break;
+    }
+    ct__dequant_row(W->dtype, row + off, out, n);
+}
+
+void ct__gemm_tile_ref(int mr, int nc, int kc, const float *A, int lda, const float *P,
+                       float *C, int ldc, const float *bias, int accumulate) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nc; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < kc; k++) s += A[(size_t)i * lda + k] * P[(size_t)k * CT_MM_NR + j];
+            float *c = &C[(size_t)i * ldc + j];
+            *c = accumulate ? *c + s : s + (bias ? bias[j] : 0.0f);
+        }
+}

@@ -1,0 +1,349 @@
+/* src/tensor/matmul_x86.c — AVX2 + FMA + F16C matmul kernels (see
+ * matmul_kern.h for each contract; matmul_ref.c holds the scalar twins).
+ *
+ * - Row dots (decode, T small): W streamed once in its stored dtype and
+ *   widened in registers. F16 via vcvtph2ps, BF16 by a 16-bit shift; the
+ *   Q types against x quantized to 8 bits (llama.cpp's idea): vpmaddubsw on
+ *   unsigned codes (Q4: nibbles 0..15; Q8_0: |w| with x's sign moved over by
+ *   vpsignb) times signed x codes, then one float FMA per block. The Q4
+ *   offsets (-8, +m) come out of x's precomputed block sums (ct__xq8.s).
+ * - Prompt processing (T > 3): a 6x16 register-blocked FMA micro-kernel over a
+ *   K block of a packed W panel (16 rows transposed to k-major), BLIS style.
+ *
+ * Left out: AVX-512 (the development machine, a Zen 3, has none, so such
+ * kernels could not be tested here), ARM NEON. Without AVX2/FMA/F16C at
+ * compile time every function forwards to its scalar twin. */
+#include <string.h>
+#include "core/internal.h"
+#include "tensor/matmul_kern.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+const char *ct__matmul_isa(void) { return "avx2+fma+f16c"; }
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* ---- quantize x -------------------------------------------------------- */
+void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < n / 32; b++) {
+        const float *v = x + 32 * b;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+        __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float d = _mm_cvtss_f32(h) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        /* packs interleave the 128-bit lanes; the permute puts them back */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[b].q, p);
+        out[b].d = d;
+        out[b].s = d * (float)_mm_cvtsi128_si32(s4);
+    }
+}
+
+/* ---- float row dots ---------------------------------------------------- */
+static inline __m256 ld_f32(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
+static inline __m256 ld_f16(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 ld_bf16(const uint8_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* 4 rows at a time, 2 accumulators each (8 FMA chains), scalar column tail. */
+#define DEF_DOT_F(NAME, LD, ESZ, SCALAR)                                                  \
+static void NAME(const ct_mat *W, int r0, int nr, const float *x, float *out) {          \
+    const int n = W->cols, n16 = n & ~15;                                                 \
+    int i = 0;                                                                            \
+    for (; i + 4 <= nr; i += 4) {                                                         \
+        const uint8_t *w0 = (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes;  \
+        const uint8_t *w1 = w0 + W->row_bytes, *w2 = w1 + W->row_bytes, *w3 = w2 + W->row_bytes; \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
+        for (int j = 0; j < n16; j += 16) {                                              \
+            __m256 xa = _mm256_loadu_ps(x + j), xb = _mm256_loadu_ps(x + j + 8);         \
+            size_t o = (size_t)j * ESZ, o8 = o + 8 * ESZ;                                 \
+            a0 = _mm256_fmadd_ps(LD(w0 + o), xa, a0); b0 = _mm256_fmadd_ps(LD(w0 + o8), xb, b0); \
+            a1 = _mm256_fmadd_ps(LD(w1 + o), xa, a1); b1 = _mm256_fmadd_ps(LD(w1 + o8), xb, b1); \
+            a2 = _mm256_fmadd_ps(LD(w2 + o), xa, a2); b2 = _mm256_fmadd_ps(LD(w2 + o8), xb, b2); \
+            a3 = _mm256_fmadd_ps(LD(w3 + o), xa, a3); b3 = _mm256_fmadd_ps(LD(w3 + o8), xb, b3); \
+        }                                                                                 \
+        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));       \
+        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));       \
+        for (int j = n16; j < n; j++) {                                                   \
+            size_t o = (size_t)j * ESZ;                                                   \
+            s0 += SCALAR(w0 + o) * x[j]; s1 += SCALAR(w1 + o) * x[j];                     \
+            s2 += SCALAR(w2 + o) * x[j]; s3 += SCALAR(w3 + o) * x[j];                     \
+        }                                                                                 \
+        out[i] = s0; out[i + 1] = s1; out[i + 2] = s2; out[i + 3] = s3;                   \
+    }                                                                                     \
+    for (; i < nr; i++) {                                                                 \
+        const uint8_t *w0 = (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes;  \
+        __m256 a0 = _mm256_setzero_ps(), b0 = a0;                                         \
+        for (int j = 0; j < n16; j += 16) {                                              \
+            size_t o = (size_t)j * ESZ;                                                   \
+            a0 = _mm256_fmadd_ps(LD(w0 + o), _mm256_loadu_ps(x + j), a0);                 \
+            b0 = _mm256_fmadd_ps(LD(w0 + o + 8 * ESZ), _mm256_loadu_ps(x + j + 8), b0);   \
+        }                                                                                 \
+        float s0 = hsum8(_mm256_add_ps(a0, b0));                                          \
+        for (int j = n16; j < n; j++) s0 += SCALAR(w0 + (size_t)j * ESZ) * x[j];          \
+        out[i] = s0;                                                                      \
+    }                                                                                     \
+}
+
+static inline float sc_f32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
+static inline float sc_f16(const uint8_t *p) { return f16(p); }
+static inline float sc_bf16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return ct__bf16_to_f32(h); }
+DEF_DOT_F(dot_f32, ld_f32, 4, sc_f32)
+DEF_DOT_F(dot_f16, ld_f16, 2, sc_f16)
+DEF_DOT_F(dot_bf16, ld_bf16, 2, sc_bf16)
+
+void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) {
+    switch (W->dtype) {
+    case CT_DT_F32: dot_f32(W, r0, nr, x, out); break;
+    case CT_DT_F16: dot_f16(W, r0, nr, x, out); break;
+    case CT_DT_BF16: dot_bf16(W, r0, nr, x, out); break;
+    default: ct__dot_rows_f_ref(W, r0, nr, x, out); break;
+    }
+}
+
+/* ---- quantized row dots ------------------------------------------------ */
+/* 16 packed bytes of a Q4 block -> 32 codes 0..15 in element order. */
+static inline __m256i nibbles(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+/* Sum of u8 a[j] * s8 b[j] as 8 int32 lanes (no overflow for |a| <= 128). */
+static inline __m256 dot_u8s8(__m256i a, __m256i b) {
+    __m256i p = _mm256_maddubs_epi16(a, b);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* One row of each Q type. Two accumulators over even/odd blocks. */
+static float dot_q8_0(const uint8_t *w, const ct__xq8 *x, int nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 36));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].q);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)x[b + 1].q);
+        __m256 p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        __m256 p1 = dot_u8s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
+        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(f16(w) * x[b].d), acc0);
+        acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(f16(w + 34) * x[b + 1].d), acc1);
+    }
+    if (b < nb) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].q);
+        __m256 p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(f16(w) * x[b].d), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_0 / Q4_1: sum(n*q) per block; the constant part is c_w * x.s with
+ * c_w = -8*d (Q4_0) or m (Q4_1), accumulated in a scalar. */
+#define DEF_DOT_Q4(NAME, BB, QOFF, CONST)                                             \
+static float NAME(const uint8_t *w, const ct__xq8 *x, int nb) {                        \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                    \
+    float c0 = 0.0f, c1 = 0.0f;                                                        \
+    int b = 0;                                                                         \
+    for (; b + 2 <= nb; b += 2, w += 2 * BB) {                                         \
+        __m256 p0 = dot_u8s8(nibbles(w + QOFF), _mm256_loadu_si256((const __m256i *)x[b].q)); \
+        __m256 p1 = dot_u8s8(nibbles(w + BB + QOFF), _mm256_loadu_si256((const __m256i *)x[b + 1].q)); \
+        float d0 = f16(w), d1 = f16(w + BB);                                           \
+        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * x[b].d), acc0);                 \
+        acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1 * x[b + 1].d), acc1);             \
+        c0 += CONST(w, d0) * x[b].s;                                                   \
+        c1 += CONST(w + BB, d1) * x[b + 1].s;                                          \
+    }                                                                                  \
+    if (b < nb) {                                                                      \
+        __m256 p0 = dot_u8s8(nibbles(w + QOFF), _mm256_loadu_si256((const __m256i *)x[b].q)); \
+        float d0 = f16(w);                                                             \
+        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * x[b].d), acc0);                 \
+        c0 += CONST(w, d0) * x[b].s;                                                   \
+    }                                                                                  \
+    return hsum8(_mm256_add_ps(acc0, acc1)) + (c0 + c1);                               \
+}
+#define Q40_CONST(w, d) (-8.0f * (d))
+#define Q41_CONST(w, d) f16((w) + 2)
+DEF_DOT_Q4(dot_q4_0, 18, 2, Q40_CONST)
+DEF_DOT_Q4(dot_q4_1, 20, 4, Q41_CONST)
+
+void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) {
+    int nb = W->cols / 32;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+    for (int i = 0; i < nr; i++, w += W->row_bytes) {
+        switch (W->dtype) {
+        case CT_DT_Q8_0: out[i] = dot_q8_0(w, xq, nb); break;
+        case CT_DT_Q4_0: out[i] = dot_q4_0(w, xq, nb); break;
+        case CT_DT_Q4_1: out[i] = dot_q4_1(w, xq, nb); break;
+        default: ct__dot_rows_q_ref(W, r0 + i, 1, xq, out + i); break;
+        }
+    }
+}
+
+/* ---- dequantize -------------------------------------------------------- */
+/* 16 signed bytes times d -> out[0..15]. */
+static inline void store16_i8(__m128i v, __m256 d, float *out) {
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d));
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d));
+}
+/* 16 unsigned bytes times d plus m (two roundings, as the reference). */
+static inline void store16_u8m(__m128i v, __m256 d, __m256 m, float *out) {
+    __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+    __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(a, d), m));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(b, d), m));
+}
+
+void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out) {
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+    const __m128i m15 = _mm_set1_epi8(15), e8 = _mm_set1_epi8(8);
+    int j = 0;
+    switch (W->dtype) {
+    case CT_DT_F32: memcpy(out, row + 4 * (size_t)k0, 4 * (size_t)n); return;
+    case CT_DT_F16:
+        row += 2 * (size_t)k0;
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, ld_f16(row + 2 * (size_t)j));
+        for (; j < n; j++) out[j] = f16(row + 2 * (size_t)j);
+        return;
+    case CT_DT_BF16:
+        row += 2 * (size_t)k0;
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, ld_bf16(row + 2 * (size_t)j));
+        for (; j < n; j++) out[j] = sc_bf16(row + 2 * (size_t)j);
+        return;
+    case CT_DT_Q8_0:
+        for (const uint8_t *b = row + (size_t)(k0 / 32) * 34; j < n; j += 32, b += 34) {
+            __m256 d = _mm256_set1_ps(f16(b));
+            store16_i8(_mm_loadu_si128((const __m128i *)(b + 2)), d, out + j);
+            store16_i8(_mm_loadu_si128((const __m128i *)(b + 18)), d, out + j + 16);
+        }
+        return;
+    case CT_DT_Q4_0:
+        for (const uint8_t *b = row + (size_t)(k0 / 32) * 18; j < n; j += 32, b += 18) {
+            __m256 d = _mm256_set1_ps(f16(b));
+            __m128i v = _mm_loadu_si128((const __m128i *)(b + 2));
+            store16_i8(_mm_sub_epi8(_mm_and_si128(v, m15), e8), d, out + j);
+            store16_i8(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m15), e8), d, out + j + 16);
+        }
+        return;
+    case CT_DT_Q4_1:
+        for (const uint8_t *b = row + (size_t)(k0 / 32) * 20; j < n; j += 32, b += 20) {
+            __m256 d = _mm256_set1_ps(f16(b)), m = _mm256_set1_ps(f16(b + 2));
+            __m128i v = _mm_loadu_si128((const __m128i *)(b + 4));
+            store16_u8m(_mm_and_si128(v, m15), d, m, out + j);
+            store16_u8m(_mm_and_si128(_mm_srli_epi16(v, 4), m15), d, m, out + j + 16);
+        }
+        return;
+    default: ct__dequant_range_ref(W, r, k0, n, out); return;
+    }
+}
+
+/* ---- GEMM: pack + micro-kernel ----------------------------------------- */
+/* 8x8 transpose of r[0..7] in place (rows -> columns). */
+static inline void tr8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int h = 0; h < 2; h++) { /* columns 8h .. 8h+7 of the panel */
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = 8 * h + i < nr ? _mm256_loadu_ps(src + (size_t)(8 * h + i) * ld + k) : _mm256_setzero_ps();
+            tr8(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (size_t)(k + i) * CT_MM_NR + 8 * h, r[i]);
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < CT_MM_NR; j++) dst[(size_t)k * CT_MM_NR + j] = j < nr ? src[(size_t)j * ld + k] : 0.0f;
+}
+
+/* Rows beyond mr read a valid row again (results dropped): one kernel shape. */
+void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float *P,
+                   float *C, int ldc, const float *bias, int accumulate) {
+    const float *a0 = A, *a1 = A + (mr > 1 ? 1 : 0) * (size_t)lda, *a2 = A + (mr > 2 ? 2 : 0) * (size_t)lda;
+    const float *a3 = A + (mr > 3 ? 3 : 0) * (size_t)lda, *a4 = A + (mr > 4 ? 4 : 0) * (size_t)lda;
+    const float *a5 = A + (mr > 5 ? 5 : 0) * (size_t)lda;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < kc; k++, P += CT_MM_NR) {
+        __m256 b0 = _mm256_loadu_ps(P), b1 = _mm256_loadu_ps(P + 8), a;
+        a = _mm256_broadcast_ss(a0 + k); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(a1 + k); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(a2 + k); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(a3 + k); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(a4 + k); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(a5 + k); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 bv0 = _mm256_setzero_ps(), bv1 = bv0;
+    float tmp[CT_MM_NR];
+    if (!accumulate && bias) {
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, bias, sizeof(float) * (size_t)nc);
+        bv0 = _mm256_loadu_ps(tmp);
+        bv1 = _mm256_loadu_ps(tmp + 8);
+    }
+    for (int i = 0; i < mr; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (nc == CT_MM_NR) {
+            _mm256_storeu_ps(c, _mm256_add_ps(acc[i][0], accumulate ? _mm256_loadu_ps(c) : bv0));
+            _mm256_storeu_ps(c + 8, _mm256_add_ps(acc[i][1], accumulate ? _mm256_loadu_ps(c + 8) : bv1));
+        } else { /* partial panel: through a buffer */
+            _mm256_storeu_ps(tmp, acc[i][0]);
+            _mm256_storeu_ps(tmp + 8, acc[i][1]);
+            for (int j = 0; j < nc; j++) c[j] = accumulate ? c[j] + tmp[j] : tmp[j] + (bias ? bias[j] : 0.0f);
+        }
+    }
+}
+
+#else /* no AVX2/FMA/F16C: the scalar twins */
+
+const char *ct__matmul_isa(void) { return "scalar"; }
+void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n) { ct__quantize_x_q8_ref(x, out, n); }
+void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) { ct__dot_rows_f_ref(W, r0, nr, x, out); }
+void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) { ct__dot_rows_q_ref(W, r0, nr, xq, out); }
+void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out) { ct__dequant_range_ref(W, r, k0, n, out); }
+void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst) {
+    for (int k = 0; k < kc; k++)
+        for (int j = 0; j < CT_MM_NR; j++) dst[(size_t)k * CT_MM_NR + j] = j < nr ? src[(size_t)j * ld + k] : 0.0f;
+}
+void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float *P,
+                   float *C, int ldc, const float *bias, int accumulate) {
+    ct__gemm_tile_ref(mr, nc, kc, A, lda, P, C, ldc, bias, accumulate);
+}
+#endif

@@ -1,0 +1,261 @@
+/* tests/unit/test_matmul.c — ct__matmul (every path, dtype, pool size, bias
+ * on/off) against ct__matmul_ref and against a double-precision product of
+ * the matrix decoded by quant.c's ct__dequant_row; and each fast kernel of
+ * matmul_kern.h against its scalar twin.
+ *
+ * Named tolerances, relative to A_i = sum_j |w_ij x_j| + |bias_i| of the
+ * output element (so they do not depend on cancellation):
+ *   TOL_F32  float accumulation in any order: 1e-5 (n*eps is 4.6e-5 for
+ *            n = 768, a wrong or missing element costs ~1/n = 1e-3);
+ *   Q8 path  x is rounded to 8 bits per 32-block, so the bound is
+ *            sum_b (amax_b/254) sum_{j in b} |w_ij| (the exact worst case of
+ *            the rounding), times 1.01, plus TOL_F32 * A_i.
+ * Kernel twins: integer block dots exactly, floats within TOL_F32. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "check.h"
+#include "core/internal.h"
+#include "tensor/matmul_kern.h"
+#include "tensor/quant.h"
+
+#define TOL_F32 1e-5
+#define Q8_SLACK 1.01
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static const ct_dtype DTYPES[] = {CT_DT_F32, CT_DT_F16, CT_DT_BF16, CT_DT_Q8_0, CT_DT_Q4_0, CT_DT_Q4_1};
+static int is_q(ct_dtype t) { return t == CT_DT_Q8_0 || t == CT_DT_Q4_0 || t == CT_DT_Q4_1; }
+
+/* A random (rows, cols) matrix stored as dt; *wf gets its decoded f32 values. */
+static ct_mat make_mat(ct_dtype dt, int rows, int cols, float **wf) {
+    ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt)};
+    uint8_t *data = malloc(W.row_bytes * rows + 64);
+    float *row = malloc(sizeof(float) * cols);
+    *wf = malloc(sizeof(float) * (size_t)rows * cols);
+    for (int r = 0; r < rows; r++) {
+        float scale = (r % 5 == 0) ? 10.0f : (r % 7 == 0 ? 0.01f : 1.0f); /* uneven rows */
+        for (int j = 0; j < cols; j++) row[j] = scale * frand();
+        if (r % 11 == 3) for (int j = 0; j < cols; j += 32) row[j] = 0.0f; /* zeros in blocks */
+        if (ct__quantize_row(dt, row, data + W.row_bytes * r, cols) != 0) { fprintf(stderr, "quantize failed\n"); exit(1); }
+        ct__dequant_row(dt, data + W.row_bytes * r, *wf + (size_t)r * cols, cols);
+    }
+    free(row);
+    W.data = data;
+    return W;
+}
+
+/* Activations with an outlier per row (as real hidden states have). */
+static float *make_x(int T, int cols) {
+    float *x = malloc(sizeof(float) * (size_t)T * cols);
+    for (size_t i = 0; i < (size_t)T * cols; i++) x[i] = frand();
+    for (int t = 0; t < T; t++) x[(size_t)t * cols + (t * 7) % cols] = 20.0f;
+    if (T > 1) memset(x + cols, 0, sizeof(float) * cols); /* an all-zero row */
+    return x;
+}
+
+typedef struct {
+    double *exact; /* (T, rows) double product of the decoded matrix */
+    double *abs;   /* (T, rows) A_i */
+    double *q8;    /* (T, rows) worst-case error from 8-bit x */
+} expect;
+
+static expect make_expect(const float *wf, const float *x, const float *bias, int T, int rows, int cols) {
+    expect e = {malloc(sizeof(double) * T * rows), malloc(sizeof(double) * T * rows), malloc(sizeof(double) * T * rows)};
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * cols;
+        for (int r = 0; r < rows; r++) {
+            const float *w = wf + (size_t)r * cols;
+            double s = bias ? bias[r] : 0.0, a = bias ? fabs(bias[r]) : 0.0, q = 0.0;
+            for (int j = 0; j < cols; j++) { s += (double)w[j] * xt[j]; a += fabs((double)w[j] * xt[j]); }
+            for (int b = 0; b + 32 <= cols; b += 32) {
+                double amax = 0.0, wsum = 0.0;
+                for (int j = b; j < b + 32; j++) { amax = fmax(amax, fabs(xt[j])); wsum += fabs(w[j]); }
+                q += amax / 254.0 * wsum;
+            }
+            e.exact[t * rows + r] = s; e.abs[t * rows + r] = a; e.q8[t * rows + r] = q;
+        }
+    }
+    return e;
+}
+static void free_expect(expect *e) { free(e->exact); free(e->abs); free(e->q8); }
+
+/* Largest error / allowed ratio over y (must be <= 1). */
+static double worst(const float *y, const expect *e, int n, int q8) {
+    double w = 0.0;
+    for (int i = 0; i < n; i++) {
+        double allow = TOL_F32 * e->abs[i] + (q8 ? Q8_SLACK * e->q8[i] : 0.0) + 1e-30;
+        double err = isfinite(y[i]) ? fabs(y[i] - e->exact[i]) / allow : INFINITY;
+        if (err > w) w = err;
+    }
+    return w;
+}
+
+static int n_cases;
+
+/* One (dtype, rows, cols, T): every path x pool size x bias, and the ref. */
+static void check_case(ct_dtype dt, int rows, int cols, int T, ct_pool **pools) {
+    float *wf, *x = make_x(T, cols), *bias = malloc(sizeof(float) * rows);
+    ct_mat W = make_mat(dt, rows, cols, &wf);
+    for (int r = 0; r < rows; r++) bias[r] = frand();
+    float *y = malloc(sizeof(float) * (size_t)T * rows);
+    for (int b = 0; b < 2; b++) {
+        const float *bs = b ? bias : NULL;
+        expect e = make_expect(wf, x, bs, T, rows, cols);
+        ct__matmul_ref(y, x, &W, bs, T);
+        double wr = worst(y, &e, T * rows, 0);
+        if (!(wr <= 1.0)) fprintf(stderr, "  ref %s %dx%d T=%d bias=%d: %.3g\n", ct_dtype_name(dt), rows, cols, T, b, wr);
+        CHECK(wr <= 1.0);
+        static const int paths[] = {CT_MM_AUTO, CT_MM_GEMV_Q8, CT_MM_GEMV_F32, CT_MM_GEMM};
+        for (int pi = 0; pi < 4; pi++) {
+            if (paths[pi] != CT_MM_AUTO && T > 40 && paths[pi] != CT_MM_GEMM) continue; /* slow and covered */
+            int old = ct__matmul_force_path(paths[pi]);
+            int q8 = is_q(dt) && (paths[pi] == CT_MM_GEMV_Q8 || (paths[pi] == CT_MM_AUTO && T <= CT_MM_GEMV_MAX_T));
+            for (int p = 0; p < 3; p++) {
+                for (size_t i = 0; i < (size_t)T * rows; i++) y[i] = NAN;
+                ct__matmul(y, x, &W, bs, T, pools[p]);
+                double w = worst(y, &e, T * rows, q8);
+                if (!(w <= 1.0))
+                    fprintf(stderr, "  %s %dx%d T=%d bias=%d path=%d pool=%d: error %.3g of allowed\n",
+                            ct_dtype_name(dt), rows, cols, T, b, paths[pi], ct__pool_size(pools[p]), w);
+                CHECK(w <= 1.0);
+                n_cases++;
+            }
+            ct__matmul_force_path(old);
+        }
+        free_expect(&e);
+    }
+    /* ct__mat_row_f32 decodes like quant.c */
+    float *row = malloc(sizeof(float) * cols);
+    double md = 0.0;
+    for (int r = 0; r < rows; r++) {
+        ct__mat_row_f32(&W, r, row);
+        for (int j = 0; j < cols; j++) md = fmax(md, fabs(row[j] - wf[(size_t)r * cols + j]) / (fabs(wf[(size_t)r * cols + j]) + 1e-3));
+    }
+    CHECK(md <= 1e-6);
+    free(row); free(y); free(bias); free(x); free(wf); free((void *)W.data);
+}
+
+/* The fast kernels against their scalar twins on one matrix. */
+static void check_kernels(ct_dtype dt, int rows, int cols) {
+    float *wf, *x = make_x(1, cols);
+    ct_mat W = make_mat(dt, rows, cols, &wf);
+    float *a = malloc(sizeof(float) * (rows + cols)), *b = malloc(sizeof(float) * (rows + cols));
+    if (is_q(dt)) {
+        ct__xq8 *q1 = malloc(sizeof(ct__xq8) * (cols / 32)), *q2 = malloc(sizeof(ct__xq8) * (cols / 32));
+        ct__quantize_x_q8(x, q1, cols);
+        ct__quantize_x_q8_ref(x, q2, cols);
+        CHECK(memcmp(q1, q2, sizeof(ct__xq8) * (cols / 32)) == 0);
+        ct__dot_rows_q(&W, 0, rows, q1, a);
+        ct__dot_rows_q_ref(&W, 0, rows, q1, b);
+        for (int r = 0; r < rows; r++) CHECK_NEAR(a[r], b[r], 1e-5 * (fabs(b[r]) + 1.0) * 10);
+        free(q1); free(q2);
+    }
+    ct__dot_rows_f(&W, 0, rows, x, a);
+    ct__dot_rows_f_ref(&W, 0, rows, x, b);
+    double w = 0.0;
+    for (int r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (int j = 0; j < cols; j++) s += fabs(wf[(size_t)r * cols + j] * x[j]);
+        w = fmax(w, fabs(a[r] - b[r]) / (TOL_F32 * s + 1e-30));
+    }
+    CHECK(w <= 1.0);
+    /* dequant_range at a block offset */
+    int k0 = cols >= 64 ? 32 : 0, n = cols - k0;
+    for (int r = 0; r < rows; r += 3) {
+        ct__dequant_range(&W, r, k0, n, a);
+        ct__dequant_range_ref(&W, r, k0, n, b);
+        int same = 1;
+        for (int j = 0; j < n; j++) same &= fabsf(a[j] - b[j]) <= 1e-6f * (fabsf(b[j]) + 1e-3f);
+        CHECK(same);
+    }
+    free(a); free(b); free(x); free(wf); free((void *)W.data);
+}
+
+/* pack + micro-kernel against the naive loops, all mr/nc/accumulate/bias. */
+static void check_gemm_tile(void) {
+    enum { KC = 37, LD = 41 };
+    float src[CT_MM_NR * LD], P1[KC * CT_MM_NR], A[CT_MM_MR * LD], bias[CT_MM_NR];
+    float C1[CT_MM_MR * 20], C2[CT_MM_MR * 20];
+    for (int i = 0; i < CT_MM_NR * LD; i++) src[i] = frand();
+    for (int i = 0; i < CT_MM_MR * LD; i++) A[i] = frand();
+    for (int i = 0; i < CT_MM_NR; i++) bias[i] = frand();
+    for (int nr = 1; nr <= CT_MM_NR; nr += 5) {
+        ct__pack_panel(src, LD, nr, KC, P1);
+        int ok = 1;
+        for (int k = 0; k < KC; k++)
+            for (int j = 0; j < CT_MM_NR; j++) ok &= P1[k * CT_MM_NR + j] == (j < nr ? src[j * LD + k] : 0.0f);
+        CHECK(ok);
+        for (int mr = 1; mr <= CT_MM_MR; mr++)
+            for (int acc = 0; acc < 2; acc++) {
+                for (int i = 0; i < CT_MM_MR * 20; i++) C1[i] = C2[i] = (float)i;
+                ct__gemm_tile(mr, nr, KC, A, LD, P1, C1, 20, acc ? NULL : bias, acc);
+                ct__gemm_tile_ref(mr, nr, KC, A, LD, P1, C2, 20, acc ? NULL : bias, acc);
+                double w = 0.0;
+                for (int i = 0; i < CT_MM_MR * 20; i++) w = fmax(w, fabs(C1[i] - C2[i]));
+                CHECK(w <= 1e-4); /* |terms| <= 1, 37 of them, values up to 120 */
+            }
+    }
+}
+
+int main(void) {
+    printf("matmul kernels: %s\n", ct__matmul_isa());
+    ct_pool *pools[3] = {NULL, NULL, NULL};
+    CHECK_OK(ct__pool_create(1, &pools[1]));
+    CHECK_OK(ct__pool_create(2, &pools[2]));
+
+    /* The checker must be able to fail: one wrong element is caught. */
+    {
+        float *wf, *x = make_x(2, 64), y[2 * 9];
+        ct_mat W = make_mat(CT_DT_F32, 9, 64, &wf);
+        expect e = make_expect(wf, x, NULL, 2, 9, 64);
+        ct__matmul(y, x, &W, NULL, 2, pools[2]);
+        CHECK(worst(y, &e, 18, 0) <= 1.0);
+        y[4] += (float)(1e-3 * e.abs[4]);
+        CHECK(worst(y, &e, 18, 0) > 1.0);
+        free_expect(&e); free(x); free(wf); free((void *)W.data);
+    }
+
+    check_gemm_tile();
+    static const int shapes[][2] = {{1, 32}, {5, 64}, {17, 288}, {100, 768}, {133, 288}, {37, 96}};
+    static const int Ts[] = {1, 2, 7, 33, 128};
+    for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            check_kernels(DTYPES[d], shapes[s][0], shapes[s][1]);
+            for (size_t t = 0; t < sizeof Ts / sizeof *Ts; t++) {
+                if (Ts[t] == 128 && shapes[s][0] * shapes[s][1] > 40000) continue; /* keep it quick */
+                check_case(DTYPES[d], shapes[s][0], shapes[s][1], Ts[t], pools);
+            }
+        }
+        if (!is_q(DTYPES[d])) { /* float types allow any cols */
+            check_kernels(DTYPES[d], 13, 7);
+            check_case(DTYPES[d], 13, 7, 1, pools);
+            check_case(DTYPES[d], 37, 172, 33, pools);
+        }
+    }
+    /* a big-K case: several KC blocks, accumulate across them */
+    check_case(CT_DT_Q4_0, 40, 1024, 9, pools);
+    check_case(CT_DT_F16, 21, 800, 13, pools);
+
+    /* steady state allocates nothing: the pool's scratch is reused */
+    {
+        float *wf, *x = make_x(64, 256), *y = malloc(sizeof(float) * 64 * 200);
+        ct_mat W = make_mat(CT_DT_Q4_1, 200, 256, &wf);
+        CHECK(ct__matmul_scratch(&W, 64) > 0);
+        ct__matmul(y, x, &W, NULL, 64, pools[2]);
+        void *s0 = ct__pool_scratch(pools[2], 0, 1), *s1 = ct__pool_scratch(pools[2], 1, 1);
+        ct__matmul(y, x, &W, NULL, 64, pools[2]);
+        ct__matmul(y, x, &W, NULL, 1, pools[2]);
+        CHECK(ct__pool_scratch(pools[2], 0, 1) == s0);
+        CHECK(ct__pool_scratch(pools[2], 1, 1) == s1);
+        free(y); free(x); free(wf); free((void *)W.data);
+    }
+    printf("%d matmul runs compared\n", n_cases);
+    ct__pool_free(pools[1]);
+    ct__pool_free(pools[2]);
+    return ct_check_done("test_matmul");
+}
