@@ -32,6 +32,7 @@
  * Leaves out: tensor shape checks against the config (the model builder does
  * them), pytorch_model.bin (pickle) checkpoints, generation_config.json.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,7 @@ static ct_status float_field(const cfgsrc *c, const char *key, double def, float
         if (v->type != CT_JSON_NUM) return ct__err(CT_ERR_FORMAT, "%s: %s must be a number", c->path, key);
         d = v->u.num;
     }
-    if (!(d > 0) || !isfinite((float)d))
+    if (!(d > 0 && d <= FLT_MAX)) /* checked before the cast: out-of-range double->float is UB */
         return ct__err(CT_ERR_RANGE, "%s: %s = %g must be a positive finite number", c->path, key, d);
     *out = (float)d;
     return CT_OK;

@@ -6,6 +6,7 @@
  * whose probability reaches top_p (nucleus, renormalized), then draw with a
  * seeded xorshift64* generator — the same seed and logits give the same
  * tokens on every platform. Candidates are ordered by probability, then id.
+ * top_k 0 and top_p <= 0 or 1 switch those filters off (zeroed options work).
  * Leaves out: repetition/frequency penalties, min-p, typical sampling, beams.
  */
 #include <math.h>
@@ -49,8 +50,9 @@ ct_status ct_sampler_create(const ct_sampler_opts *o, int vocab_size, ct_sampler
     if (vocab_size <= 0) return ct__err(CT_ERR_ARG, "ct_sampler_create: vocab_size %d", vocab_size);
     ct_sampler_opts d = {0.0f, 0, 1.0f, 0};
     if (o) d = *o;
-    if (!(d.temperature >= 0.0f) || d.top_k < 0 || !(d.top_p > 0.0f && d.top_p <= 1.0f))
-        return ct__err(CT_ERR_ARG, "sampler: temperature %g must be >= 0, top_k %d >= 0, top_p %g in (0, 1]",
+    if (d.top_p <= 0.0f) d.top_p = 1.0f; /* zero-initialized options: nucleus off */
+    if (!(d.temperature >= 0.0f) || d.top_k < 0 || !(d.top_p <= 1.0f))
+        return ct__err(CT_ERR_ARG, "sampler: temperature %g must be >= 0, top_k %d >= 0, top_p %g <= 1 (<= 0 or 1: off)",
                        (double)d.temperature, d.top_k, (double)d.top_p);
     ct_sampler *s = ct__calloc(1, sizeof *s);
     if (!s) return ct__err(CT_ERR_NOMEM, "sampler: out of memory");

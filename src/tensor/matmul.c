@@ -4,7 +4,7 @@
  * pool's threads, and hands the inner loops to the kernels of matmul_x86.c:
  * - T <= CT_MM_GEMV_MAX_T (decode): row dots. Each thread streams its W rows
  *   once in the stored dtype; F32/F16/BF16 against x in f32, Q8_0/Q4_0/Q4_1
- *   against x quantized once per call to 8 bits (ct__xq8).
+ *   against x quantized once per call to 8 bits (ct__xq8_* layout).
  * - larger T (prompt processing): per thread, NC W rows x KC columns are
  *   dequantized and packed into 16-row panels in the thread's pool scratch,
  *   then every 6-row strip of x runs the 6x16 FMA micro-kernel over them.
@@ -24,7 +24,13 @@
 enum { CblasRowMajor_ = 101, CblasNoTrans_ = 111, CblasTrans_ = 112 };
 void cblas_sgemm(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
+void cblas_sgemv(int order, int ta, int M, int N, float alpha, const float *A, int lda, const float *x, int incx,
+                 float beta, float *y, int incy);
 int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C) {
+    if (M == 1) { /* OpenBLAS's sgemm does not switch to gemv by itself */
+        cblas_sgemv(CblasRowMajor_, CblasNoTrans_, N, K, 1.0f, B, K, A, 1, 0.0f, C, 1);
+        return 0;
+    }
     cblas_sgemm(CblasRowMajor_, CblasNoTrans_, CblasTrans_, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
     return 0;
 }
@@ -61,7 +67,8 @@ typedef struct {
     const ct_mat *W;
     const float *bias;     /* (rows,) or NULL */
     int T, path;
-    const ct__xq8 *xq;     /* (T, cols/32) for GEMV_Q8 on Q types */
+    const uint8_t *xq;     /* T rows of xq_row bytes: x quantized (GEMV_Q8, Q types) */
+    size_t xq_row;
     ct_pool *pool;
     size_t work_bytes;     /* per-thread scratch, already grown */
 } job;
@@ -72,7 +79,7 @@ typedef struct {
 static void gemv_task(void *ctx, int ith, int nth) {
     const job *jb = ctx;
     const ct_mat *W = jb->W;
-    int r0, r1, rows = W->rows, cols = W->cols, nb = cols / 32;
+    int r0, r1, rows = W->rows, cols = W->cols;
     split_rows(rows, 4, ith, nth, &r0, &r1);
     float *deq = NULL; /* GEMV_F32 on Q types: GEMV_ROWS dequantized rows */
     ct_mat Wf = {CT_DT_F32, GEMV_ROWS, cols, NULL, (size_t)cols * sizeof(float)};
@@ -87,7 +94,7 @@ static void gemv_task(void *ctx, int ith, int nth) {
             for (int i = 0; i < n; i++) ct__dequant_range(W, r + i, 0, cols, deq + (size_t)i * cols);
         for (int t = 0; t < jb->T; t++) {
             if (deq) ct__dot_rows_f(&Wf, 0, n, jb->x + (size_t)t * cols, out);
-            else if (is_q(W->dtype)) ct__dot_rows_q(W, r, n, jb->xq + (size_t)t * nb, out);
+            else if (is_q(W->dtype)) ct__dot_rows_q(W, r, n, jb->xq + (size_t)t * jb->xq_row, out);
             else ct__dot_rows_f(W, r, n, jb->x + (size_t)t * cols, out);
             float *yt = jb->y + (size_t)t * rows + r;
             for (int i = 0; i < n; i++) yt[i] = out[i] + (jb->bias ? jb->bias[r + i] : 0.0f);
@@ -145,7 +152,7 @@ static size_t work_bytes(const ct_mat *W, int path) {
     return 0;
 }
 static size_t xq_bytes(const ct_mat *W, int T, int path) {
-    return path == CT_MM_GEMV_Q8 && is_q(W->dtype) ? sizeof(ct__xq8) * (size_t)T * (W->cols / 32) : 0;
+    return path == CT_MM_GEMV_Q8 && is_q(W->dtype) ? ct__xq8_bytes(W->cols / 32) * (size_t)T : 0;
 }
 
 size_t ct__matmul_scratch(const ct_mat *W, int T) {
@@ -157,7 +164,7 @@ size_t ct__matmul_scratch(const ct_mat *W, int T) {
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
     if (T <= 0 || W->rows <= 0) return;
     int path = pick_path(W, T), nth = ct__pool_size(pool);
-    job jb = {y, x, W, bias, T, path, NULL, pool, work_bytes(W, path)};
+    job jb = {y, x, W, bias, T, path, NULL, 0, pool, work_bytes(W, path)};
     size_t xqb = xq_bytes(W, T, path);
     /* Grow every thread's scratch now, while no task runs. Slot 0 holds the
      * quantized x after its own work area. */
@@ -170,8 +177,9 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
         }
     }
     if (xqb) {
-        ct__xq8 *xq = (ct__xq8 *)((char *)ct__pool_scratch(pool, 0, jb.work_bytes + xqb) + jb.work_bytes);
-        for (int t = 0; t < T; t++) ct__quantize_x_q8(x + (size_t)t * W->cols, xq + (size_t)t * (W->cols / 32), W->cols);
+        uint8_t *xq = (uint8_t *)ct__pool_scratch(pool, 0, jb.work_bytes + xqb) + jb.work_bytes;
+        jb.xq_row = ct__xq8_bytes(W->cols / 32);
+        for (int t = 0; t < T; t++) ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
         jb.xq = xq;
     }
     ct__pool_run(pool, path == CT_MM_GEMM ? gemm_task : gemv_task, &jb);

@@ -9,30 +9,52 @@
 #include <stdint.h>
 #include "tensor/ops.h"
 
-/* An activation row quantized to 8 bits, one block per 32 elements:
- * x[j] ~= d * q[j], d = amax/127; s = d * sum(q) (used for the constant
- * parts of Q4_0 (-8) and Q4_1 (+m)). 40 bytes. */
-typedef struct {
-    float d;
-    float s;
-    int8_t q[32];
-} ct__xq8;
+/* An activation row x (n,) quantized to 8 bits, one block per 32 elements:
+ * x[j] ~= d_b * q[j] with d_b = amax_b/127, and s_b = d_b * sum(q in b) (for
+ * the constant parts of Q4_0 (-8) and Q4_1 (+m)). Stored as one chunk per
+ * row, ct__xq8_bytes(nb) long: d (nb floats), s (nb floats), q codes.
+ * The codes and scales are laid out for the weight type's kernel:
+ * - CT_DT_Q8_0 ("plain"): block b's codes at q[32b ..], d/s at index b.
+ * - Q4_0/Q4_1 ("pairs"): blocks 2p, 2p+1 share 64 bytes: [lo(2p) lo(2p+1)
+ *   hi(2p) hi(2p+1)] with lo = codes 0..15, hi = 16..31, which is what one
+ *   ymm of both blocks' nibbles meets. In each full group of 8 blocks d/s
+ *   are in the order 0,2,4,6,1,3,5,7 (the order vphaddd leaves the block
+ *   sums in); blocks after the last full group are in natural order. */
+static inline size_t ct__xq8_bytes(int nb) { return 8 * (size_t)nb + 64 * (size_t)((nb + 1) / 2); }
+/* Parts of a row (const is the caller's to keep). */
+static inline float *ct__xq8_d(const void *row, int nb) { (void)nb; return (float *)row; }
+static inline float *ct__xq8_s(const void *row, int nb) { return (float *)row + nb; }
+static inline int8_t *ct__xq8_q(const void *row, int nb) { return (int8_t *)((float *)row + 2 * (size_t)nb); }
+/* Index of block b's d/s, and of its code j, in the layout for dtype wt. */
+static inline int ct__xq8_dpos(ct_dtype wt, int nb, int b) {
+    if (wt == CT_DT_Q8_0 || b >= nb / 8 * 8) return b;
+    return b / 8 * 8 + (b % 8) / 2 + 4 * (b % 2);
+}
+static inline size_t ct__xq8_qpos(ct_dtype wt, int b, int j) {
+    if (wt == CT_DT_Q8_0) return 32 * (size_t)b + j;
+    return 64 * (size_t)(b / 2) + 16 * (b % 2) + (j < 16 ? j : j + 16);
+}
 
 /* GEMM micro-kernel tile: MR rows of x by NR output columns. */
 #define CT_MM_MR 6
 #define CT_MM_NR 16
 /* K block: the packed W panel (KC x NR floats) stays in L1. Multiple of 32. */
+#ifndef CT_MM_KC
 #define CT_MM_KC 256
+#endif
 /* W rows dequantized and packed per step (multiple of NR): KC x NC floats in L2. */
+#ifndef CT_MM_NC
 #define CT_MM_NC 128
+#endif
 
 /* ---- fast kernels (matmul_x86.c) --------------------------------------- */
-/* x (n,) -> n/32 blocks; n % 32 == 0. Rounding as ct__quantize_x_q8_ref. */
-void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n);
+/* x (n,) -> one quantized row (out: ct__xq8_bytes(n/32) bytes, 4-aligned) in
+ * the layout for weights of type wt; n % 32 == 0. Same bytes as the _ref. */
+void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n);
 /* out[i] = W[r0+i, :] . x for i < nr; F32/F16/BF16 weights, x (cols,) f32. */
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out);
-/* Same for Q8_0/Q4_0/Q4_1 weights against a quantized x (cols/32 blocks). */
-void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out);
+/* Same for Q8_0/Q4_0/Q4_1 weights against x quantized for W->dtype. */
+void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out);
 /* out (n,) = W[r, k0 : k0+n] as f32; for Q types k0 and n multiples of 32. */
 void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out);
 /* Pack nr <= NR dequantized rows src (nr, ld) into a panel dst (kc, NR), the
@@ -40,16 +62,17 @@ void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out);
 void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst);
 /* C (mr, ldc) [+]= A (mr, lda) over kc . P (kc, NR) for mr <= MR, writing only
  * the first nc <= NR columns of C; accumulate = 0 overwrites C (with bias
- * (nc,) added if non-NULL), 1 adds to it. */
+ * (nc,) added if non-NULL), 1 adds to it. A is read in place (its MR rows
+ * stay in L1 across the panels; packing it measured 15% slower). */
 void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float *P,
                    float *C, int ldc, const float *bias, int accumulate);
 /* Which ISA the fast kernels were built for ("avx2+fma+f16c" or "scalar"). */
 const char *ct__matmul_isa(void);
 
 /* ---- scalar twins (matmul_ref.c) --------------------------------------- */
-void ct__quantize_x_q8_ref(const float *x, ct__xq8 *out, int n);
+void ct__quantize_x_q8_ref(const float *x, ct_dtype wt, void *out, int n);
 void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *out);
-void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out);
+void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *out);
 void ct__dequant_range_ref(const ct_mat *W, int r, int k0, int n, float *out);
 void ct__gemm_tile_ref(int mr, int nc, int kc, const float *A, int lda, const float *P,
                        float *C, int ldc, const float *bias, int accumulate);

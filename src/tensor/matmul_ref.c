@@ -51,8 +51,12 @@ void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias
 }
 
 /* ---- kernel twins ------------------------------------------------------ */
-void ct__quantize_x_q8_ref(const float *x, ct__xq8 *out, int n) {
-    for (int b = 0; b < n / 32; b++) {
+void ct__quantize_x_q8_ref(const float *x, ct_dtype wt, void *out, int n) {
+    int nb = n / 32;
+    float *D = ct__xq8_d(out, nb), *S = ct__xq8_s(out, nb);
+    int8_t *Q = ct__xq8_q(out, nb);
+    memset(Q, 0, 64 * (size_t)((nb + 1) / 2)); /* the gap after an unpaired block */
+    for (int b = 0; b < nb; b++) {
         const float *v = x + 32 * b;
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
@@ -60,11 +64,11 @@ void ct__quantize_x_q8_ref(const float *x, ct__xq8 *out, int n) {
         int sum = 0;
         for (int j = 0; j < 32; j++) {
             int q = (int)nearbyintf(v[j] * id); /* nearest-even, as cvtps2dq */
-            out[b].q[j] = (int8_t)q;
+            Q[ct__xq8_qpos(wt, b, j)] = (int8_t)q;
             sum += q;
         }
-        out[b].d = d;
-        out[b].s = d * (float)sum;
+        D[ct__xq8_dpos(wt, nb, b)] = d;
+        S[ct__xq8_dpos(wt, nb, b)] = d * (float)sum;
     }
 }
 
@@ -78,29 +82,26 @@ void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *
 
 /* Per block: an exact integer dot of the stored codes with x's codes, scaled
  * once: Q8_0 dw*dx*sum(w*q); Q4_0 dw*dx*sum((n-8)*q); Q4_1 dw*dx*sum(n*q) + m*s. */
-void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) {
-    int nb = W->cols / 32;
+void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *out) {
+    const ct_dtype wt = W->dtype;
+    const int nb = W->cols / 32;
+    const float *D = ct__xq8_d(xq, nb), *S = ct__xq8_s(xq, nb);
+    const int8_t *Q = ct__xq8_q(xq, nb);
+    const size_t bb = ct_dtype_block_bytes(wt);
     for (int i = 0; i < nr; i++) {
         const uint8_t *row = (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes;
         float s = 0.0f;
         for (int b = 0; b < nb; b++) {
-            const ct__xq8 *xb = &xq[b];
+            const uint8_t *blk = row + (size_t)b * bb, *qs = blk + (wt == CT_DT_Q4_1 ? 4 : 2);
+            float dx = D[ct__xq8_dpos(wt, nb, b)], sx = S[ct__xq8_dpos(wt, nb, b)];
             int isum = 0;
-            if (W->dtype == CT_DT_Q8_0) {
-                const uint8_t *blk = row + (size_t)b * 34;
-                for (int j = 0; j < 32; j++) isum += (int8_t)blk[2 + j] * xb->q[j];
-                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum;
-            } else if (W->dtype == CT_DT_Q4_0) {
-                const uint8_t *blk = row + (size_t)b * 18;
-                for (int j = 0; j < 16; j++)
-                    isum += ((blk[2 + j] & 15) - 8) * xb->q[j] + ((blk[2 + j] >> 4) - 8) * xb->q[j + 16];
-                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum;
-            } else { /* Q4_1 */
-                const uint8_t *blk = row + (size_t)b * 20;
-                for (int j = 0; j < 16; j++)
-                    isum += (blk[4 + j] & 15) * xb->q[j] + (blk[4 + j] >> 4) * xb->q[j + 16];
-                s += ct__f16_to_f32(rd16(blk)) * xb->d * (float)isum + ct__f16_to_f32(rd16(blk + 2)) * xb->s;
+            for (int j = 0; j < 32; j++) {
+                int w = wt == CT_DT_Q8_0 ? (int8_t)qs[j] : j < 16 ? (qs[j] & 15) : (qs[j - 16] >> 4);
+                if (wt == CT_DT_Q4_0) w -= 8;
+                isum += w * Q[ct__xq8_qpos(wt, b, j)];
             }
+            s += ct__f16_to_f32(rd16(blk)) * dx * (float)isum;
+            if (wt == CT_DT_Q4_1) s += ct__f16_to_f32(rd16(blk + 2)) * sx;
         }
         out[i] = s;
     }

@@ -35,9 +35,12 @@ static inline float f16(const uint8_t *p) {
 }
 
 /* ---- quantize x -------------------------------------------------------- */
-void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n) {
+void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n) {
+    const int nb = n / 32, plain = wt == CT_DT_Q8_0;
+    float *D = ct__xq8_d(out, nb), *S = ct__xq8_s(out, nb);
+    int8_t *Q = ct__xq8_q(out, nb);
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int b = 0; b < n / 32; b++) {
+    for (int b = 0; b < nb; b++) {
         const float *v = x + 32 * b;
         __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
         __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
@@ -57,10 +60,23 @@ void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n) {
         /* packs interleave the 128-bit lanes; the permute puts them back */
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)out[b].q, p);
-        out[b].d = d;
-        out[b].s = d * (float)_mm_cvtsi128_si32(s4);
+        if (plain) {
+            _mm256_storeu_si256((__m256i *)(Q + 32 * (size_t)b), p);
+        } else {
+            int8_t *q = Q + ct__xq8_qpos(wt, b, 0);
+            _mm_storeu_si128((__m128i *)q, _mm256_castsi256_si128(p));
+            _mm_storeu_si128((__m128i *)(q + 32), _mm256_extracti128_si256(p, 1));
+        }
+        int k = ct__xq8_dpos(wt, nb, b);
+        D[k] = d;
+        S[k] = d * (float)_mm_cvtsi128_si32(s4);
     }
+    if (!plain && nb % 2) { /* the unpaired last block's empty partner slots */
+        int8_t *q = Q + ct__xq8_qpos(wt, nb, 0);
+        memset(q, 0, 16);
+        memset(q + 32, 0, 16);
+    }
+    if (plain && nb % 2) memset(Q + 32 * (size_t)nb, 0, 32);
 }
 
 /* ---- float row dots ---------------------------------------------------- */
@@ -128,70 +144,105 @@ void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out)
 }
 
 /* ---- quantized row dots ------------------------------------------------ */
-/* 16 packed bytes of a Q4 block -> 32 codes 0..15 in element order. */
-static inline __m256i nibbles(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+static inline uint16_t u16at(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
+static inline uint64_t u32at(const uint8_t *p) { uint32_t h; memcpy(&h, p, 4); return h; }
+/* 4 f16 at p + k*st (k = 0..3) in one 64-bit word. */
+static inline uint64_t f16x4(const uint8_t *p, size_t st) {
+    return (uint64_t)u16at(p) | (uint64_t)u16at(p + st) << 16 | (uint64_t)u16at(p + 2 * st) << 32 |
+           (uint64_t)u16at(p + 3 * st) << 48;
 }
-/* Sum of u8 a[j] * s8 b[j] as 8 int32 lanes (no overflow for |a| <= 128). */
+/* Sum of u8 a[j] * s8 b[j] as 8 float lanes (no overflow for |a| <= 128). */
 static inline __m256 dot_u8s8(__m256i a, __m256i b) {
     __m256i p = _mm256_maddubs_epi16(a, b);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
+static inline __m256i ldq(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-/* One row of each Q type. Two accumulators over even/odd blocks. */
-static float dot_q8_0(const uint8_t *w, const ct__xq8 *x, int nb) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+/* Q8_0: 8 blocks per step. Per block |w| (u8) times x with w's sign, summed
+ * to 8 int32 lanes; a vphaddd tree turns 8 such vectors into the 8 block sums,
+ * scaled by d_w * d_x (8 lanes) with one FMA. Then the leftover blocks. */
+static float dot_q8_0(const uint8_t *w, const void *xq, int nb) {
+    const float *D = ct__xq8_d(xq, nb);
+    const int8_t *Q = ct__xq8_q(xq, nb);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps(), acc1 = acc;
     int b = 0;
-    for (; b + 2 <= nb; b += 2, w += 68) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 36));
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].q);
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)x[b + 1].q);
-        __m256 p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        __m256 p1 = dot_u8s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
-        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(f16(w) * x[b].d), acc0);
-        acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(f16(w + 34) * x[b + 1].d), acc1);
+    for (; b + 8 <= nb; b += 8, w += 8 * 34) {
+        __m256i v[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(w + 34 * i + 2)), xv = ldq(Q + 32 * (size_t)(b + i));
+            v[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones);
+        }
+        __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+        __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+        __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)f16x4(w + 4 * 34, 34), (long long)f16x4(w, 34)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, _mm256_loadu_ps(D + b)), acc);
     }
-    if (b < nb) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].q);
-        __m256 p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(f16(w) * x[b].d), acc0);
+    for (; b < nb; b++, w += 34) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(w + 2)), xv = ldq(Q + 32 * (size_t)b);
+        __m256 p = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+        acc1 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16(w) * D[b]), acc1);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return hsum8(_mm256_add_ps(acc, acc1));
 }
 
-/* Q4_0 / Q4_1: sum(n*q) per block; the constant part is c_w * x.s with
- * c_w = -8*d (Q4_0) or m (Q4_1), accumulated in a scalar. */
-#define DEF_DOT_Q4(NAME, BB, QOFF, CONST)                                             \
-static float NAME(const uint8_t *w, const ct__xq8 *x, int nb) {                        \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;                                    \
-    float c0 = 0.0f, c1 = 0.0f;                                                        \
-    int b = 0;                                                                         \
-    for (; b + 2 <= nb; b += 2, w += 2 * BB) {                                         \
-        __m256 p0 = dot_u8s8(nibbles(w + QOFF), _mm256_loadu_si256((const __m256i *)x[b].q)); \
-        __m256 p1 = dot_u8s8(nibbles(w + BB + QOFF), _mm256_loadu_si256((const __m256i *)x[b + 1].q)); \
-        float d0 = f16(w), d1 = f16(w + BB);                                           \
-        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * x[b].d), acc0);                 \
-        acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1 * x[b + 1].d), acc1);             \
-        c0 += CONST(w, d0) * x[b].s;                                                   \
-        c1 += CONST(w + BB, d1) * x[b + 1].s;                                          \
-    }                                                                                  \
-    if (b < nb) {                                                                      \
-        __m256 p0 = dot_u8s8(nibbles(w + QOFF), _mm256_loadu_si256((const __m256i *)x[b].q)); \
-        float d0 = f16(w);                                                             \
-        acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * x[b].d), acc0);                 \
-        c0 += CONST(w, d0) * x[b].s;                                                   \
-    }                                                                                  \
-    return hsum8(_mm256_add_ps(acc0, acc1)) + (c0 + c1);                               \
+/* Q4_0 (BB = 18) and Q4_1 (BB = 20): 8 blocks per step, two blocks' nibbles
+ * in each ymm (x is stored to match, see ct__xq8), vphaddd tree to the block
+ * sums in the order 0,2,4,6,1,3,5,7, one FMA with d_w * d_x. The constant
+ * part (-8 d_w, or m_w) times s_x goes to a second accumulator. */
+static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, const void *xq, int nb, const int BB) {
+    const int q41 = BB == 20, qoff = q41 ? 4 : 2;
+    const float *D = ct__xq8_d(xq, nb), *S = ct__xq8_s(xq, nb);
+    const int8_t *Q = ct__xq8_q(xq, nb);
+    const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps(), cacc = acc, acc1 = acc;
+    float c1 = 0.0f;
+    int b = 0;
+    for (; b + 8 <= nb; b += 8, w += 8 * BB) {
+        __m256i v[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            const uint8_t *w0 = w + 2 * p * BB + qoff;
+            const int8_t *xp = Q + 32 * (size_t)(b + 2 * p);
+            __m256i raw = _mm256_loadu2_m128i((const __m128i *)(w0 + BB), (const __m128i *)w0);
+            __m256i lo = _mm256_and_si256(raw, m15), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15);
+            __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ldq(xp)), _mm256_maddubs_epi16(hi, ldq(xp + 32)));
+            v[p] = _mm256_madd_epi16(s, ones);
+        }
+        __m256 f = _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3])));
+        __m256 dw, cw;
+        if (!q41) {
+            dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)f16x4(w + BB, 2 * BB), (long long)f16x4(w, 2 * BB)));
+            cw = dw; /* times -8 at the end */
+        } else { /* (d, m) pairs of even blocks E and odd blocks O, then unzipped */
+            __m256 E = _mm256_cvtph_ps(_mm_set_epi64x((long long)(u32at(w + 4 * BB) | u32at(w + 6 * BB) << 32),
+                                                      (long long)(u32at(w) | u32at(w + 2 * BB) << 32)));
+            __m256 O = _mm256_cvtph_ps(_mm_set_epi64x((long long)(u32at(w + 5 * BB) | u32at(w + 7 * BB) << 32),
+                                                      (long long)(u32at(w + BB) | u32at(w + 3 * BB) << 32)));
+            dw = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(E, O, 0x88)), 0xD8));
+            cw = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(E, O, 0xDD)), 0xD8));
+        }
+        acc = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_loadu_ps(D + b)), acc);
+        cacc = _mm256_fmadd_ps(cw, _mm256_loadu_ps(S + b), cacc);
+    }
+    for (; b < nb; b++, w += BB) { /* leftover blocks: d/s in natural order */
+        const int8_t *xp = Q + ct__xq8_qpos(CT_DT_Q4_0, b, 0);
+        __m128i raw = _mm_loadu_si128((const __m128i *)(w + qoff)), m = _mm_set1_epi8(15);
+        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m), _mm_and_si128(raw, m));
+        __m256 p = dot_u8s8(nib, _mm256_loadu2_m128i((const __m128i *)(xp + 32), (const __m128i *)xp));
+        float d = f16(w);
+        acc1 = _mm256_fmadd_ps(p, _mm256_set1_ps(d * D[b]), acc1);
+        c1 += (q41 ? f16(w + 2) : -8.0f * d) * S[b];
+    }
+    float c = hsum8(cacc);
+    return hsum8(_mm256_add_ps(acc, acc1)) + (q41 ? c : -8.0f * c) + c1;
 }
-#define Q40_CONST(w, d) (-8.0f * (d))
-#define Q41_CONST(w, d) f16((w) + 2)
-DEF_DOT_Q4(dot_q4_0, 18, 2, Q40_CONST)
-DEF_DOT_Q4(dot_q4_1, 20, 4, Q41_CONST)
+static float dot_q4_0(const uint8_t *w, const void *xq, int nb) { return dot_q4(w, xq, nb, 18); }
+static float dot_q4_1(const uint8_t *w, const void *xq, int nb) { return dot_q4(w, xq, nb, 20); }
 
-void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) {
+void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out) {
     int nb = W->cols / 32;
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
     for (int i = 0; i < nr; i++, w += W->row_bytes) {
@@ -334,9 +385,9 @@ void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float 
 #else /* no AVX2/FMA/F16C: the scalar twins */
 
 const char *ct__matmul_isa(void) { return "scalar"; }
-void ct__quantize_x_q8(const float *x, ct__xq8 *out, int n) { ct__quantize_x_q8_ref(x, out, n); }
+void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n) { ct__quantize_x_q8_ref(x, wt, out, n); }
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) { ct__dot_rows_f_ref(W, r0, nr, x, out); }
-void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const ct__xq8 *xq, float *out) { ct__dot_rows_q_ref(W, r0, nr, xq, out); }
+void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out) { ct__dot_rows_q_ref(W, r0, nr, xq, out); }
 void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out) { ct__dequant_range_ref(W, r, k0, n, out); }
 void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst) {
     for (int k = 0; k < kc; k++)

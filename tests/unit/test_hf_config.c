@@ -124,6 +124,7 @@ static void test_hand_written(void) {
     expect_err("{\"model_type\": \"llama\", " LLAMA_MIN ", \"quantization_config\": {\"quant_method\": \"gptq\"}}",
                CT_ERR_UNSUPPORTED, "quantization_config");
     expect_err("{\"model_type\": \"llama\", " LLAMA_MIN ", \"rms_norm_eps\": -1}", CT_ERR_RANGE, "rms_norm_eps");
+    expect_err("{\"model_type\": \"llama\", " LLAMA_MIN ", \"rope_theta\": 1e300}", CT_ERR_RANGE, "rope_theta");
     expect_err("{\"model_type\": \"llama\", " LLAMA_MIN ", \"eos_token_id\": \"</s>\"}", CT_ERR_FORMAT, "eos_token_id");
     expect_err("{\"model_type\": \"llama\", " LLAMA_MIN ", \"tie_word_embeddings\": 1}", CT_ERR_FORMAT,
                "tie_word_embeddings must be true or false");

@@ -329,6 +329,32 @@ static void test_speed(void) {
     free(doc);
 }
 
+/* GPT-2's real encoder.json from ../shared (values from OpenAI's release). */
+static void test_real_file(void) {
+    const char *sh = getenv("CTUNE_SHARED");
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/tokenizers/gpt2-encoder.json", sh && *sh ? sh : "../shared");
+    char *text = NULL;
+    size_t len = 0;
+    if (!ct__file_exists(path)) {
+        printf("test_json: note: %s not found, real-file check skipped\n", path);
+        return;
+    }
+    CHECK_OK(ct__read_file(path, &text, &len));
+    ct_json *j = NULL;
+    CHECK_OK(ct__json_parse(text, len, path, &j));
+    if (j) {
+        int64_t id = -1;
+        CHECK(j->type == CT_JSON_OBJ && j->u.obj.n == 50257);
+        CHECK(ct__json_get_int(j, "\xC4\xA0the", &id) && id == 262);
+        CHECK(ct__json_get_int(j, "<|endoftext|>", &id) && id == 50256);
+        CHECK(ct__json_get_int(j, "!", &id) && id == 0);
+        CHECK(!ct__json_has_dup_keys(j));
+        ct__json_free(j);
+    }
+    free(text);
+}
+
 int main(void) {
     test_scalars();
     test_strings();
@@ -336,6 +362,7 @@ int main(void) {
     test_depth();
     test_invalid();
     test_speed();
+    test_real_file();
     ct__json_free(NULL);
     return ct_check_done("test_json");
 }
