@@ -89,8 +89,8 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
     /* BLAS ceiling per T, on one f32 copy (T = 1 with enough copies: DRAM) */
     double blas_t[8] = {0};
     for (int ti = 0; ti < nT && ti < 8; ti++) {
-        int ncopy = Ts[ti] == 1 ? (int)((64u << 20) / (nf * 4) + 1) : 1;
-        if (ncopy > 16) ncopy = 16;
+        int ncopy = Ts[ti] == 1 ? (int)((96u << 20) / (nf * 4) + 1) : 1; /* as for ct__matmul below */
+        if (ncopy > 64) ncopy = 64;
         float *wc = xmalloc(nf * 4 * ncopy);
         for (int c = 0; c < ncopy; c++) memcpy(wc + nf * c, wf, nf * 4);
         ct_mat W0 = {CT_DT_F32, s->rows, s->cols, wc, (size_t)s->cols * 4};
@@ -112,15 +112,21 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
         }
         for (int ti = 0; ti < nT; ti++) {
             int T = Ts[ti], isq = dt == CT_DT_Q8_0 || dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
-            int paths[2] = {CT_MM_AUTO, -1};
-            if (T <= CT_MM_GEMV_MAX_T && isq) { paths[0] = CT_MM_GEMV_Q8; paths[1] = CT_MM_GEMV_F32; }
+            int q4 = dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
+            int paths[2] = {CT_MM_AUTO, -1}; /* AUTO's choice, and the alternative worth seeing */
+            if (T == 1 && isq) { paths[0] = CT_MM_GEMV_Q8; paths[1] = CT_MM_GEMV_F32; }
+            if (T > CT_MM_Q4_GEMV_MAX_T && q4) { paths[0] = CT_MM_GEMM; paths[1] = CT_MM_GEMM_Q8; }
             for (int pi = 0; pi < 2 && paths[pi] >= 0; pi++) {
                 run_ctx r = {Ws, T == 1 ? ncopy : 1, T, paths[pi], x, y, pool, NULL};
                 double t = best_time(run_ct, &r, quick ? 0.15 : 0.5);
                 double gf = 2.0 * T * nf / t * 1e-9, bgf = blas_t[ti] > 0 ? 2.0 * T * nf / blas_t[ti] * 1e-9 : 0;
-                const char *pn = paths[pi] == CT_MM_GEMV_Q8 ? "q8x" : paths[pi] == CT_MM_GEMV_F32 ? "f32x"
-                                 : T <= CT_MM_GEMV_MAX_T ? "gemv" : "gemm";
-                printf("%-24s %-5s %4d %-5s %9.3f %8.1f %7.1f %8.1f %6.2f\n", s->name, ct_dtype_name(dt), T, pn,
+                int old = ct__matmul_force_path(paths[pi]), used = ct__matmul_path(&Ws[0], T);
+                ct__matmul_force_path(CT_MM_AUTO);
+                int is_auto = ct__matmul_path(&Ws[0], T) == used;
+                ct__matmul_force_path(old);
+                const char *pn = used == CT_MM_GEMM ? "f32t" : used == CT_MM_GEMM_Q8 ? "q8t"
+                                 : used == CT_MM_GEMV_F32 && isq ? "f32x" : isq ? "q8x" : "rows";
+                printf("%-24s %-5s %4d %-4s%c %9.3f %8.1f %7.1f %8.1f %6.2f\n", s->name, ct_dtype_name(dt), T, pn, is_auto ? '*' : ' ',
                        t * 1e3, gf, T == 1 ? wbytes / t * 1e-9 : 0.0, bgf, bgf > 0 ? gf / bgf : 0.0);
                 fflush(stdout);
             }
@@ -164,6 +170,8 @@ int main(int argc, char **argv) {
            ct ? ct : "unset", bt ? bt : "unset");
     printf("# pool dispatch: %.2f us per empty ct__pool_run\n", best_time(run_nop, pool, 0.2) * 1e6);
     printf("# GB/s: weight bytes per second (T = 1, from DRAM); blas: sgemm on the f32 shape; ratio = ct/blas\n");
+    printf("# paths: rows = row dots (f32 x), q8x = row dots on 8-bit x, f32x = Q rows dequantized then dotted,\n"
+           "#        f32t = dequantized tiles + f32 micro-kernel, q8t = Q4 integer tiles on 8-bit x; * = AUTO's pick\n");
     printf("%-24s %-5s %4s %-5s %9s %8s %7s %8s %6s\n", "shape (rows x cols)", "dtype", "T", "path", "ms", "GFLOP/s",
            "GB/s", "blasGF/s", "ratio");
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++)

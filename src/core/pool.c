@@ -1,19 +1,23 @@
 /* src/core/pool.c — persistent worker-thread pool with low-latency dispatch,
- * and the per-thread scratch buffers the kernels borrow from it.
+ * and the per-task scratch buffers the kernels borrow from it.
  *
  * A decode step dispatches ~10 small jobs per layer, so a dispatch must cost
  * microseconds, not a thread creation. Workers are created once and wait for a
  * generation counter to change: they spin (with `pause`) for a bounded time,
- * then sleep on a Linux futex (pthread condvar elsewhere is not implemented:
- * off Linux the sleep is a sched_yield loop). The caller runs task 0 itself and
- * then waits the same way for the `pending` counter to reach zero.
+ * then sleep on a Linux futex (off Linux the sleep is a sched_yield loop).
+ *
+ * Tasks ith = 0..n-1 are claimed from a counter tagged with the run's
+ * generation, by the caller and the workers alike; the caller returns when all
+ * n are done. So a worker that the OS has not scheduled yet (a busy machine,
+ * more threads than free cores) costs no waiting: the caller runs its task.
  *
  * Lost wake-ups are excluded by the usual Dekker pattern with seq_cst atomics:
  * a sleeper publishes "I am about to sleep" and re-checks the word inside the
  * futex call; the waker changes the word and then checks for sleepers.
  *
- * Left out: work stealing, nested runs (ct__pool_run is NOT reentrant: one
- * run at a time per pool, never from inside a task), thread pinning. */
+ * Left out: tasks finer than one per thread, nested runs (ct__pool_run is NOT
+ * reentrant: one run at a time per pool, never from inside a task; misuse is
+ * logged and run serially), thread pinning. */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <pthread.h>
@@ -40,27 +44,28 @@
 #define SPIN_ITERS 8192
 #define MAX_THREADS 512
 
-/* One per thread, on its own cache lines. */
+/* One per thread (thread i runs the workers' loop for i > 0; scratch i
+ * belongs to task index i, whichever thread runs it), on its own cache lines. */
 typedef struct {
     _Alignas(64) void *scratch; /* ct__alloc_big'd, cap bytes */
     size_t cap;
     pthread_t tid;
     int started;
     struct ct_pool *pool;
-    int ith;
 } slot;
 
 struct ct_pool {
-    int n;                           /* threads including the caller */
-    slot *slots;                     /* (n,) slot 0 = caller */
-    ct_task_fn fn;                   /* current task, valid while pending > 0 */
+    int n;                             /* threads including the caller */
+    slot *slots;                       /* (n,) scratch per task index */
+    ct_task_fn fn;                     /* current task, valid while tasks remain */
     void *ctx;
     _Alignas(64) _Atomic uint32_t gen; /* bumped per dispatch (futex word) */
-    _Atomic int sleepers;            /* workers inside futex wait on gen */
+    _Atomic int sleepers;              /* workers inside futex wait on gen */
     _Atomic int stop;
-    _Alignas(64) _Atomic uint32_t pending; /* workers still running (futex word) */
+    _Alignas(64) _Atomic uint64_t claim; /* (run gen << 32) | next unclaimed ith */
+    _Alignas(64) _Atomic uint32_t done;  /* tasks finished in this run (futex word) */
     _Atomic int caller_sleeping;
-    _Atomic int busy;                /* a run is in progress (misuse check) */
+    _Atomic int busy;                  /* a run is in progress (misuse check) */
 };
 
 /* ---- futex ------------------------------------------------------------- */
@@ -94,6 +99,23 @@ static uint32_t wait_change(struct ct_pool *p, uint32_t old) {
     return g;
 }
 
+/* Claim and run tasks of the current run until none is left. fn and ctx are
+ * read after a successful claim: an unfinished task keeps the caller (and so
+ * fn, ctx) waiting in ct__pool_run. */
+static void work(struct ct_pool *p) {
+    uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        uint32_t ith = (uint32_t)c;
+        if (ith >= (uint32_t)p->n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        p->fn(p->ctx, (int)ith, p->n);
+        if (atomic_fetch_add(&p->done, 1) + 1 == (uint32_t)p->n && atomic_load(&p->caller_sleeping))
+            word_wake(&p->done);
+        c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *arg) {
     slot *s = arg;
     struct ct_pool *p = s->pool;
@@ -101,9 +123,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         seen = wait_change(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        p->fn(p->ctx, s->ith, p->n);
-        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping))
-            word_wake(&p->pending);
+        work(p);
     }
     return NULL;
 }
@@ -131,7 +151,7 @@ ct_status ct__pool_create(int n_threads, ct_pool **out) {
     p->slots = aligned_alloc(64, sizeof(slot) * (size_t)n);
     if (!p->slots) { free(p); return ct__err(CT_ERR_NOMEM, "thread pool: out of memory"); }
     memset(p->slots, 0, sizeof(slot) * (size_t)n);
-    for (int i = 0; i < n; i++) { p->slots[i].pool = p; p->slots[i].ith = i; }
+    for (int i = 0; i < n; i++) p->slots[i].pool = p;
     for (int i = 1; i < n; i++) {
         int rc = pthread_create(&p->slots[i].tid, NULL, worker_main, &p->slots[i]);
         if (rc != 0) {
@@ -170,20 +190,23 @@ void ct__pool_run(ct_pool *p, ct_task_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, (uint32_t)(p->n - 1), memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/ctx/pending */
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1; /* only callers write gen */
+    atomic_store_explicit(&p->claim, (uint64_t)g << 32, memory_order_release); /* publishes fn/ctx/done */
+    atomic_store(&p->gen, g);
     if (atomic_load(&p->sleepers)) word_wake(&p->gen);
-    fn(ctx, 0, p->n);
-    /* Wait for the workers: spin, then sleep on pending. */
+    work(p);
+    /* Wait for tasks other threads claimed: spin, then sleep on done. */
+    const uint32_t n = (uint32_t)p->n;
     int i = 0;
     for (; i < SPIN_ITERS; i++) {
-        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) break;
+        if (atomic_load_explicit(&p->done, memory_order_acquire) == n) break;
         CPU_RELAX();
     }
     if (i == SPIN_ITERS) {
         atomic_store(&p->caller_sleeping, 1);
         uint32_t v;
-        while ((v = atomic_load(&p->pending)) != 0) word_wait(&p->pending, v);
+        while ((v = atomic_load(&p->done)) != n) word_wait(&p->done, v);
         atomic_store(&p->caller_sleeping, 0);
     }
     atomic_store_explicit(&p->busy, 0, memory_order_release);

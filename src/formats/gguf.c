@@ -288,7 +288,7 @@ static ct_status parse_kvs(ct_gguf *g, cur *c, uint64_t nkv) {
     /* each entry is at least 8 (key len) + 4 (type) + 1 (value) bytes */
     if (nkv > g->size / 13 || nkv >= UINT32_MAX)
         return ct__err(CT_ERR_FORMAT, "%s: header: metadata count %llu is impossible for a %zu-byte file; "
-                       "the file is corrupt", g->path, (unsigned long long)nkv, g->size);
+                       "the file is truncated or corrupt", g->path, (unsigned long long)nkv, g->size);
     g->kv = ct__calloc((size_t)(nkv ? nkv : 1), sizeof *g->kv);
     if (!g->kv) return ct__err(CT_ERR_NOMEM, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < nkv; i++) {
@@ -423,7 +423,7 @@ static ct_status parse_all(ct_gguf *g) {
     /* each tensor info is at least 8 + 1 (name) + 4 + 4 + 8 bytes */
     if (nt > g->size / 25 || nt >= UINT32_MAX)
         return ct__err(CT_ERR_FORMAT, "%s: header: tensor count %llu is impossible for a %zu-byte file; "
-                       "the file is corrupt", g->path, (unsigned long long)nt, g->size);
+                       "the file is truncated or corrupt", g->path, (unsigned long long)nt, g->size);
     g->t = ct__calloc((size_t)(nt ? nt : 1), sizeof *g->t);
     if (!g->t) return ct__err(CT_ERR_NOMEM, "%s: out of memory", g->path);
     for (uint64_t i = 0; i < nt; i++) {

@@ -10,6 +10,8 @@
 /* Dot product and y += a*x over n floats (AVX2/FMA when compiled for it). */
 float ct__dot_f32(const float *a, const float *b, int n);
 void ct__axpy_f32(float *y, float a, const float *x, int n);
+/* x[i] = exp(x[i]) (vectorized; relative error ~2e-7, 0 below -87.3). */
+void ct__exp_inplace(float *x, int n);
 
 /* out = x / sqrt(mean(x^2) + eps) * w, per row.
  * https://github.com/huggingface/transformers LlamaRMSNorm

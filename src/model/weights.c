@@ -68,14 +68,25 @@ static int matrix_dtype(ct_dtype d) {
            d == CT_DT_Q4_1;
 }
 
-/* Element-wise transpose of a 2-byte or 4-byte (in, out) tensor into an owned
- * (out, in) buffer. src: (R, Cc) -> dst: (Cc, R) */
+/* Transpose a 2-byte or 4-byte (in, out) tensor into an owned (out, in)
+ * buffer, in 32 x 32 tiles so both sides stay in cache.
+ * src: (R, Cc) -> dst: (Cc, R) */
 static void *transpose_copy(const void *src, int64_t R, int64_t Cc, size_t es) {
-    uint8_t *dst = ct__malloc((size_t)(R * Cc) * es);
+    void *dst = ct__malloc((size_t)(R * Cc) * es);
     if (!dst) return NULL;
-    const uint8_t *s = src;
-    for (int64_t i = 0; i < R; i++)
-        for (int64_t j = 0; j < Cc; j++) memcpy(dst + (size_t)(j * R + i) * es, s + (size_t)(i * Cc + j) * es, es);
+    enum { TB = 32 };
+    for (int64_t i0 = 0; i0 < R; i0 += TB)
+        for (int64_t j0 = 0; j0 < Cc; j0 += TB) {
+            int64_t i1 = i0 + TB < R ? i0 + TB : R, j1 = j0 + TB < Cc ? j0 + TB : Cc;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) {
+                    /* constant-size memcpy: one move, no alignment assumption on mapped data */
+                    uint8_t *d = (uint8_t *)dst + (size_t)(j * R + i) * es;
+                    const uint8_t *s = (const uint8_t *)src + (size_t)(i * Cc + j) * es;
+                    if (es == 4) memcpy(d, s, 4);
+                    else memcpy(d, s, 2);
+                }
+        }
     return dst;
 }
 

@@ -2,19 +2,23 @@
  *
  * Picks a path by T and dtype, splits the output columns (W rows) over the
  * pool's threads, and hands the inner loops to the kernels of matmul_x86.c:
- * - T <= CT_MM_GEMV_MAX_T (decode): row dots. Each thread streams its W rows
- *   once in the stored dtype; F32/F16/BF16 against x in f32, Q8_0/Q4_0/Q4_1
- *   against x quantized once per call to 8 bits (ct__xq8_* layout).
- * - larger T (prompt processing): per thread, NC W rows x KC columns are
- *   dequantized and packed into 16-row panels in the thread's pool scratch,
- *   then every 6-row strip of x runs the 6x16 FMA micro-kernel over them.
+ * - small T (decode; ct__matmul_path has the thresholds): row dots. Each
+ *   thread streams its W rows once in the stored dtype; F32/F16/BF16 against
+ *   x in f32, Q8_0/Q4_0/Q4_1 against x quantized once per call to 8 bits.
+ * - Q4_0/Q4_1 and 4 <= T < 32: integer tiles (matmul_q4.c), x quantized to
+ *   8 bits in K-blocked order by the threads, then 8 rows of x per W row.
+ * - larger T (prompt processing): each thread takes 6-row groups of W,
+ *   dequantizes them (512 columns at a time) into an L1 buffer and runs the
+ *   6x16 FMA micro-kernel against x^T panels (16 rows of x, packed once per K
+ *   block), accumulating C^T for up to 384 rows in its scratch, then y.
  * Scratch comes from ct__pool_scratch, sized before the threads start, so a
  * call allocates only the first time a bigger matrix is seen. If that growth
  * fails, the call falls back to the slow single-threaded reference.
  *
  * Left out: threading along T or K (rows are enough for every model shape we
- * run), OpenBLAS inside ct__matmul (measured slower on the dequantized tiles,
- * see docs/kernels.md; ct__sgemm_nt_blas exists for the benchmark's ceiling). */
+ * run), OpenBLAS inside ct__matmul (on this machine its sgemm only matches the
+ * f32 tiles, see docs/kernels.md; ct__sgemm_nt_blas is the benchmark's
+ * ceiling). */
 #include <string.h>
 #include "core/internal.h"
 #include "tensor/matmul_kern.h"
@@ -67,7 +71,8 @@ typedef struct {
     const ct_mat *W;
     const float *bias;     /* (rows,) or NULL */
     int T, path;
-    const uint8_t *xq;     /* T rows of xq_row bytes: x quantized (GEMV_Q8, Q types) */
+    const uint8_t *xq;     /* x quantized, GEMV_Q8 on Q types (T rows of xq_row bytes)
+                              and GEMM_Q8 (K-blocked, see quant_q4t_task) */
     size_t xq_row;
     ct_pool *pool;
     size_t work_bytes;     /* per-thread scratch, already grown */
@@ -102,36 +107,103 @@ static void gemv_task(void *ctx, int ith, int nth) {
     }
 }
 
-/* ---- prompt: packed panels + micro-kernel ------------------------------ */
+/* ---- prompt: W tiles against packed x panels -------------------------- */
+/* Tiles are computed transposed, C^T (W rows, T): the micro-kernel's "A" side
+ * is MR rows of W, dequantized row-major into an L1 buffer (or read in place
+ * for F32), its "B" panels are x^T, NR t's at a time, packed once per K block.
+ * So W is never transposed; each thread accumulates its C^T (rows, tp) over
+ * the K blocks and writes it into y (T, rows) once at the end. */
+static int pad_t(int T) { return (T + CT_MM_NR - 1) / CT_MM_NR * CT_MM_NR; }
+
+#define GEMM_RCH 384 /* W rows per chunk (multiple of MR): bounds C^T to RCH x tp */
+
 static void gemm_task(void *ctx, int ith, int nth) {
     const job *jb = ctx;
     const ct_mat *W = jb->W;
-    int r0, r1, rows = W->rows, cols = W->cols, T = jb->T;
-    split_rows(rows, CT_MM_NR, ith, nth, &r0, &r1);
-    float *pack = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (NC/NR, KC, NR) */
-    float *deq = pack + (size_t)CT_MM_KC * CT_MM_NC;                /* (NR, KC) */
-    const int direct = W->dtype == CT_DT_F32;                       /* pack straight from W */
-    for (int n0 = r0; n0 < r1; n0 += CT_MM_NC) {
-        int ncols = r1 - n0 < CT_MM_NC ? r1 - n0 : CT_MM_NC;
-        int npan = (ncols + CT_MM_NR - 1) / CT_MM_NR;
+    const int rows = W->rows, cols = W->cols, T = jb->T, tp = pad_t(T), npan = tp / CT_MM_NR;
+    int r0, r1;
+    split_rows(rows, CT_MM_MR, ith, nth, &r0, &r1);
+    float *xt = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (npan, KC, NR) */
+    float *wb = xt + (size_t)tp * CT_MM_KC;                     /* (MR, KC) */
+    float *ct = wb + (size_t)CT_MM_MR * CT_MM_KC;               /* (RCH, tp) */
+    for (int c0 = r0; c0 < r1; c0 += GEMM_RCH) {
+        const int c1 = r1 - c0 < GEMM_RCH ? r1 : c0 + GEMM_RCH;
         for (int k0 = 0; k0 < cols; k0 += CT_MM_KC) {
-            int kc = cols - k0 < CT_MM_KC ? cols - k0 : CT_MM_KC;
-            for (int p = 0; p < npan; p++) {
-                int pr = n0 + p * CT_MM_NR, nr = ncols - p * CT_MM_NR < CT_MM_NR ? ncols - p * CT_MM_NR : CT_MM_NR;
-                float *dst = pack + (size_t)p * kc * CT_MM_NR;
-                if (direct) {
-                    ct__pack_panel((const float *)W->data + (size_t)pr * cols + k0, cols, nr, kc, dst);
+            const int kc = cols - k0 < CT_MM_KC ? cols - k0 : CT_MM_KC;
+            for (int p = 0; p < npan; p++) { /* x^T panels, once per chunk and K block */
+                int nt = T - p * CT_MM_NR < CT_MM_NR ? T - p * CT_MM_NR : CT_MM_NR;
+                ct__pack_panel(jb->x + (size_t)p * CT_MM_NR * cols + k0, cols, nt, kc, xt + (size_t)p * kc * CT_MM_NR);
+            }
+            for (int g = c0; g < c1; g += CT_MM_MR) {
+                int mr = c1 - g < CT_MM_MR ? c1 - g : CT_MM_MR, lda = kc;
+                const float *A = wb;
+                if (W->dtype == CT_DT_F32) {
+                    A = (const float *)((const uint8_t *)W->data + (size_t)g * W->row_bytes) + k0;
+                    lda = (int)(W->row_bytes / sizeof(float));
                 } else {
-                    for (int i = 0; i < nr; i++) ct__dequant_range(W, pr + i, k0, kc, deq + (size_t)i * kc);
-                    ct__pack_panel(deq, kc, nr, kc, dst);
+                    for (int i = 0; i < mr; i++) ct__dequant_range(W, g + i, k0, kc, wb + (size_t)i * kc);
+                }
+                for (int p = 0; p < npan; p++) {
+                    int nt = T - p * CT_MM_NR < CT_MM_NR ? T - p * CT_MM_NR : CT_MM_NR;
+                    ct__gemm_tile(mr, nt, kc, A, lda, xt + (size_t)p * kc * CT_MM_NR,
+                                  ct + (size_t)(g - c0) * tp + p * CT_MM_NR, tp, NULL, k0 > 0);
                 }
             }
-            for (int t0 = 0; t0 < T; t0 += CT_MM_MR) {
-                int mr = T - t0 < CT_MM_MR ? T - t0 : CT_MM_MR;
-                for (int p = 0; p < npan; p++) {
-                    int pc = n0 + p * CT_MM_NR, nc = ncols - p * CT_MM_NR < CT_MM_NR ? ncols - p * CT_MM_NR : CT_MM_NR;
-                    ct__gemm_tile(mr, nc, kc, jb->x + (size_t)t0 * cols + k0, cols, pack + (size_t)p * kc * CT_MM_NR,
-                                  jb->y + (size_t)t0 * rows + pc, rows, jb->bias ? jb->bias + pc : NULL, k0 > 0);
+        }
+        for (int t = 0; t < T; t++) {
+            float *yt = jb->y + (size_t)t * rows;
+            for (int r = c0; r < c1; r++) yt[r] = ct[(size_t)(r - c0) * tp + t] + (jb->bias ? jb->bias[r] : 0.0f);
+        }
+    }
+}
+
+/* ---- prompt, Q4 weights: integer tiles ------------------------------- */
+#define Q4_KP 8  /* pairs of blocks per K step: 512 columns */
+#define Q4_RC 64 /* W rows per chunk: Q4_RC x Q4_KP pairs (18 KB) stay in L1 */
+
+/* x quantized into K-blocked order, so that the 8 rows of a tile are one
+ * contiguous 8 KB (rows at the full-row stride alias in L1 and thrash):
+ * pair p of row t lives at (p / KP) * blk + t * KP*128 + (p % KP) * 128 with
+ * blk = T * KP*128. A row is quantized into the thread's scratch first. */
+static void quant_q4t_task(void *ctx, int ith, int nth) {
+    const job *jb = ctx;
+    int cols = jb->W->cols, npair = (cols / 32 + 1) / 2, t0 = (int)((long long)jb->T * ith / nth);
+    int t1 = (int)((long long)jb->T * (ith + 1) / nth);
+    const size_t kb = (size_t)Q4_KP * 128, blk = (size_t)jb->T * kb;
+    uint8_t *row = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (npair, 128) */
+    for (int t = t0; t < t1; t++) {
+        ct__quantize_x_q4t(jb->x + (size_t)t * cols, jb->W->dtype, row, cols);
+        for (int p0 = 0; p0 < npair; p0 += Q4_KP) {
+            int np = npair - p0 < Q4_KP ? npair - p0 : Q4_KP;
+            memcpy((uint8_t *)jb->xq + (size_t)(p0 / Q4_KP) * blk + (size_t)t * kb, row + (size_t)p0 * 128, (size_t)np * 128);
+        }
+    }
+}
+
+static void gemm_q4_task(void *ctx, int ith, int nth) {
+    const job *jb = ctx;
+    const ct_mat *W = jb->W;
+    const int rows = W->rows, T = jb->T, npair = (W->cols / 32 + 1) / 2;
+    const size_t kb = (size_t)Q4_KP * 128, blk = (size_t)T * kb;
+    int r0, r1;
+    split_rows(rows, 4, ith, nth, &r0, &r1);
+    float out[8];
+    for (int p0 = 0; p0 < npair; p0 += Q4_KP) {
+        int np = npair - p0 < Q4_KP ? npair - p0 : Q4_KP;
+        const uint8_t *xb = jb->xq + (size_t)(p0 / Q4_KP) * blk;
+        for (int rc = r0; rc < r1; rc += Q4_RC) {
+            int re = r1 - rc < Q4_RC ? r1 : rc + Q4_RC;
+            for (int t0 = 0; t0 < T; t0 += 8) {
+                int tt = T - t0 < 8 ? T - t0 : 8;
+                for (int r = rc; r < re; r++) {
+                    ct__dot_q4_tile(W, r, p0, np, xb + (size_t)t0 * kb, kb, tt, out);
+                    float *y = jb->y + (size_t)t0 * rows + r;
+                    if (p0 == 0) {
+                        float b = jb->bias ? jb->bias[r] : 0.0f;
+                        for (int t = 0; t < tt; t++) y[(size_t)t * rows] = out[t] + b;
+                    } else {
+                        for (int t = 0; t < tt; t++) y[(size_t)t * rows] += out[t];
+                    }
                 }
             }
         }
@@ -139,32 +211,45 @@ static void gemm_task(void *ctx, int ith, int nth) {
 }
 
 /* ---- entry points ------------------------------------------------------ */
-static int pick_path(const ct_mat *W, int T) {
-    if (g_force_path != CT_MM_AUTO) return g_force_path;
-    if (T > CT_MM_GEMV_MAX_T) return CT_MM_GEMM;
-    return CT_MM_GEMV_Q8;
+/* Measured crossovers (docs/kernels.md): row dots win while T is small
+ * (W read once, no packing); for Q4 weights the integer tiles win from T = 4
+ * to 31, the f32 tiles from T = 32 on. */
+int ct__matmul_path(const ct_mat *W, int T) {
+    int q4 = W->dtype == CT_DT_Q4_0 || W->dtype == CT_DT_Q4_1, p = g_force_path;
+    if (p == CT_MM_AUTO) {
+        if (q4) p = T <= CT_MM_Q4_GEMV_MAX_T ? CT_MM_GEMV_Q8 : T <= CT_MM_Q4_TILE_MAX_T ? CT_MM_GEMM_Q8 : CT_MM_GEMM;
+        else p = T <= CT_MM_GEMV_MAX_T ? CT_MM_GEMV_Q8 : CT_MM_GEMM;
+    }
+    if (p == CT_MM_GEMM_Q8 && !q4) p = CT_MM_GEMM;
+    return p;
 }
-
 /* Scratch bytes per thread for a path (slot 0 also holds the quantized x). */
-static size_t work_bytes(const ct_mat *W, int path) {
-    if (path == CT_MM_GEMM) return sizeof(float) * ((size_t)CT_MM_KC * CT_MM_NC + (size_t)CT_MM_NR * CT_MM_KC);
+static size_t work_bytes(const ct_mat *W, int path, int T, int nth) {
+    if (path == CT_MM_GEMM) {
+        size_t tp = (size_t)pad_t(T);
+        return sizeof(float) * (tp * CT_MM_KC + (size_t)CT_MM_MR * CT_MM_KC + (size_t)GEMM_RCH * tp);
+    }
     if (path == CT_MM_GEMV_F32 && is_q(W->dtype)) return sizeof(float) * (size_t)GEMV_ROWS * W->cols;
+    if (path == CT_MM_GEMM_Q8) return ct__xq4t_bytes(W->cols / 32);
     return 0;
 }
-static size_t xq_bytes(const ct_mat *W, int T, int path) {
-    return path == CT_MM_GEMV_Q8 && is_q(W->dtype) ? ct__xq8_bytes(W->cols / 32) * (size_t)T : 0;
+static size_t xq_row_bytes(const ct_mat *W, int path) {
+    /* GEMM_Q8: whole K blocks of Q4_KP pairs, the last one padded */
+    if (path == CT_MM_GEMM_Q8) return (size_t)((W->cols / 32 + 1) / 2 + Q4_KP - 1) / Q4_KP * Q4_KP * 128;
+    return path == CT_MM_GEMV_Q8 && is_q(W->dtype) ? ct__xq8_bytes(W->cols / 32) : 0;
 }
+static size_t xq_bytes(const ct_mat *W, int T, int path) { return xq_row_bytes(W, path) * (size_t)T; }
 
 size_t ct__matmul_scratch(const ct_mat *W, int T) {
-    int path = pick_path(W, T);
-    size_t b = work_bytes(W, path) + xq_bytes(W, T, path);
+    int path = ct__matmul_path(W, T);
+    size_t b = work_bytes(W, path, T, 1) + xq_bytes(W, T, path);
     return (b + sizeof(float) - 1) / sizeof(float);
 }
 
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
     if (T <= 0 || W->rows <= 0) return;
-    int path = pick_path(W, T), nth = ct__pool_size(pool);
-    job jb = {y, x, W, bias, T, path, NULL, 0, pool, work_bytes(W, path)};
+    int path = ct__matmul_path(W, T), nth = ct__pool_size(pool);
+    job jb = {y, x, W, bias, T, path, NULL, 0, pool, work_bytes(W, path, T, nth)};
     size_t xqb = xq_bytes(W, T, path);
     /* Grow every thread's scratch now, while no task runs. Slot 0 holds the
      * quantized x after its own work area. */
@@ -178,9 +263,14 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
     }
     if (xqb) {
         uint8_t *xq = (uint8_t *)ct__pool_scratch(pool, 0, jb.work_bytes + xqb) + jb.work_bytes;
-        jb.xq_row = ct__xq8_bytes(W->cols / 32);
-        for (int t = 0; t < T; t++) ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
+        jb.xq_row = xq_row_bytes(W, path);
         jb.xq = xq;
+        if (path == CT_MM_GEMM_Q8) {
+            ct__pool_run(pool, quant_q4t_task, &jb); /* x rows split over the threads */
+        } else {
+            for (int t = 0; t < T; t++)
+                ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
+        }
     }
-    ct__pool_run(pool, path == CT_MM_GEMM ? gemm_task : gemv_task, &jb);
+    ct__pool_run(pool, path == CT_MM_GEMM ? gemm_task : path == CT_MM_GEMM_Q8 ? gemm_q4_task : gemv_task, &jb);
 }

@@ -35,19 +35,19 @@ static inline size_t ct__xq8_qpos(ct_dtype wt, int b, int j) {
     return 64 * (size_t)(b / 2) + 16 * (b % 2) + (j < 16 ? j : j + 16);
 }
 
-/* GEMM micro-kernel tile: MR rows of x by NR output columns. */
+/* GEMM micro-kernel tile: MR rows of A by NR columns of a packed panel
+ * (ct__matmul: MR rows of W by NR rows of x). */
 #define CT_MM_MR 6
 #define CT_MM_NR 16
-/* K block: the packed W panel (KC x NR floats) stays in L1. Multiple of 32. */
+/* K block: a packed x panel is KC x NR floats (32 KB). Multiple of 32. */
 #ifndef CT_MM_KC
-#define CT_MM_KC 256
-#endif
-/* W rows dequantized and packed per step (multiple of NR): KC x NC floats in L2. */
-#ifndef CT_MM_NC
-#define CT_MM_NC 128
+#define CT_MM_KC 512
 #endif
 
 /* ---- fast kernels (matmul_x86.c) --------------------------------------- */
+/* One block of 32 floats to 8-bit codes q[32] (nearest-even of v/d), returns
+ * d = amax/127 and the code sum in *sum. The one rounding rule for x. */
+float ct__quant_block_q8(const float *v, int8_t *q, int *sum);
 /* x (n,) -> one quantized row (out: ct__xq8_bytes(n/32) bytes, 4-aligned) in
  * the layout for weights of type wt; n % 32 == 0. Same bytes as the _ref. */
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n);
@@ -70,6 +70,7 @@ void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float 
 const char *ct__matmul_isa(void);
 
 /* ---- scalar twins (matmul_ref.c) --------------------------------------- */
+float ct__quant_block_q8_ref(const float *v, int8_t *q, int *sum);
 void ct__quantize_x_q8_ref(const float *x, ct_dtype wt, void *out, int n);
 void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *out);
 void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *out);
@@ -77,18 +78,36 @@ void ct__dequant_range_ref(const ct_mat *W, int r, int k0, int n, float *out);
 void ct__gemm_tile_ref(int mr, int nc, int kc, const float *A, int lda, const float *P,
                        float *C, int ldc, const float *bias, int accumulate);
 
+/* ---- Q4 tile kernel (matmul_q4.c) -------------------------------------- */
+/* x rows quantized for it: 128 bytes per pair of 32-blocks (layout in
+ * matmul_q4.c), ct__xq4t_bytes(nb) per row, 4-byte aligned. */
+static inline size_t ct__xq4t_bytes(int nb) { return 128 * (size_t)((nb + 1) / 2); }
+void ct__quantize_x_q4t(const float *x, ct_dtype wt, void *out, int n);
+void ct__quantize_x_q4t_ref(const float *x, ct_dtype wt, void *out, int n);
+/* out[t] (t < tt) = W[r, 64*p0 : 64*(p0+np)] . x_t for Q4_0/Q4_1 W and x
+ * quantized for W->dtype: row t's pairs p0 .. p0+np-1 at xq + t * xstride. */
+void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out);
+void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt,
+                         float *out);
+
 /* ---- driver knobs (matmul.c), for tests and the benchmark --------------- */
 enum {
     CT_MM_AUTO = 0,   /* pick by dtype and T (default) */
     CT_MM_GEMV_Q8,    /* row dots; Q types against 8-bit-quantized x */
     CT_MM_GEMV_F32,   /* row dots; Q types dequantized to f32 in L1 first */
-    CT_MM_GEMM        /* dequantize tiles + register-blocked micro-kernel */
+    CT_MM_GEMM,       /* dequantize tiles + register-blocked micro-kernel */
+    CT_MM_GEMM_Q8     /* Q4_0/Q4_1: integer tiles against 8-bit x (others: GEMM) */
 };
 /* Force a path for every later ct__matmul call (process-wide, not thread-safe;
  * tests and benchmarks only). Returns the previous setting. */
 int ct__matmul_force_path(int path);
-/* Largest T that still takes the row-dot path in AUTO mode. */
-#define CT_MM_GEMV_MAX_T 3
+/* The path AUTO takes (or the forced one, as it applies to W's dtype). */
+int ct__matmul_path(const ct_mat *W, int T);
+/* AUTO: row dots up to these T; Q4 integer tiles up to CT_MM_Q4_TILE_MAX_T;
+ * f32 tiles beyond. */
+#define CT_MM_GEMV_MAX_T 8
+#define CT_MM_Q4_GEMV_MAX_T 3
+#define CT_MM_Q4_TILE_MAX_T 31
 
 /* C (M, N) = A (M, K) @ B (N, K)^T with OpenBLAS when built with it (threads
  * as OpenBLAS decides). Returns 0, or -1 when there is no BLAS. */

@@ -51,22 +51,28 @@ void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias
 }
 
 /* ---- kernel twins ------------------------------------------------------ */
+float ct__quant_block_q8_ref(const float *v, int8_t *q, int *sum) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    *sum = 0;
+    for (int j = 0; j < 32; j++) {
+        q[j] = (int8_t)(int)nearbyintf(v[j] * id); /* nearest-even, as cvtps2dq */
+        *sum += q[j];
+    }
+    return d;
+}
+
 void ct__quantize_x_q8_ref(const float *x, ct_dtype wt, void *out, int n) {
     int nb = n / 32;
     float *D = ct__xq8_d(out, nb), *S = ct__xq8_s(out, nb);
     int8_t *Q = ct__xq8_q(out, nb);
     memset(Q, 0, 64 * (size_t)((nb + 1) / 2)); /* the gap after an unpaired block */
     for (int b = 0; b < nb; b++) {
-        const float *v = x + 32 * b;
-        float amax = 0.0f;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            int q = (int)nearbyintf(v[j] * id); /* nearest-even, as cvtps2dq */
-            Q[ct__xq8_qpos(wt, b, j)] = (int8_t)q;
-            sum += q;
-        }
+        int8_t q[32];
+        int sum;
+        float d = ct__quant_block_q8_ref(x + 32 * (size_t)b, q, &sum);
+        for (int j = 0; j < 32; j++) Q[ct__xq8_qpos(wt, b, j)] = q[j];
         D[ct__xq8_dpos(wt, nb, b)] = d;
         S[ct__xq8_dpos(wt, nb, b)] = d * (float)sum;
     }

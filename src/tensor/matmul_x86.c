@@ -35,41 +35,48 @@ static inline float f16(const uint8_t *p) {
 }
 
 /* ---- quantize x -------------------------------------------------------- */
+float ct__quant_block_q8(const float *v, int8_t *q, int *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+    __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float d = _mm_cvtss_f32(h) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256 s = _mm256_set1_ps(id);
+    __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+    __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+    __m256i sm = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sm), _mm256_extracti128_si256(sm, 1));
+    s4 = _mm_hadd_epi32(s4, s4);
+    s4 = _mm_hadd_epi32(s4, s4);
+    /* packs interleave the 128-bit lanes; the permute puts them back */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    *sum = _mm_cvtsi128_si32(s4);
+    return d;
+}
+
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n) {
     const int nb = n / 32, plain = wt == CT_DT_Q8_0;
     float *D = ct__xq8_d(out, nb), *S = ct__xq8_s(out, nb);
     int8_t *Q = ct__xq8_q(out, nb);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int b = 0; b < nb; b++) {
-        const float *v = x + 32 * b;
-        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
-        __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float d = _mm_cvtss_f32(h) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        __m256 s = _mm256_set1_ps(id);
-        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
-        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
-        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        s4 = _mm_hadd_epi32(s4, s4);
-        s4 = _mm_hadd_epi32(s4, s4);
-        /* packs interleave the 128-bit lanes; the permute puts them back */
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        int8_t q[32];
+        int sum;
+        float d = ct__quant_block_q8(x + 32 * (size_t)b, q, &sum);
         if (plain) {
-            _mm256_storeu_si256((__m256i *)(Q + 32 * (size_t)b), p);
+            memcpy(Q + 32 * (size_t)b, q, 32);
         } else {
-            int8_t *q = Q + ct__xq8_qpos(wt, b, 0);
-            _mm_storeu_si128((__m128i *)q, _mm256_castsi256_si128(p));
-            _mm_storeu_si128((__m128i *)(q + 32), _mm256_extracti128_si256(p, 1));
+            memcpy(Q + ct__xq8_qpos(wt, b, 0), q, 16);
+            memcpy(Q + ct__xq8_qpos(wt, b, 16), q + 16, 16);
         }
         int k = ct__xq8_dpos(wt, nb, b);
         D[k] = d;
-        S[k] = d * (float)_mm_cvtsi128_si32(s4);
+        S[k] = d * (float)sum;
     }
     if (!plain && nb % 2) { /* the unpaired last block's empty partner slots */
         int8_t *q = Q + ct__xq8_qpos(wt, nb, 0);
@@ -227,7 +234,18 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, cons
         acc = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_loadu_ps(D + b)), acc);
         cacc = _mm256_fmadd_ps(cw, _mm256_loadu_ps(S + b), cacc);
     }
-    for (; b < nb; b++, w += BB) { /* leftover blocks: d/s in natural order */
+    for (; b + 2 <= nb; b += 2, w += 2 * BB) { /* leftover pairs: d/s in natural order */
+        const int8_t *xp = Q + 32 * (size_t)b;
+        __m256i raw = _mm256_loadu2_m128i((const __m128i *)(w + BB + qoff), (const __m128i *)(w + qoff));
+        __m256i lo = _mm256_and_si256(raw, m15), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15);
+        __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ldq(xp)), _mm256_maddubs_epi16(hi, ldq(xp + 32)));
+        __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, ones));
+        float d0 = f16(w), d1 = f16(w + BB);
+        __m256 sc = _mm256_set_m128(_mm_set1_ps(d1 * D[b + 1]), _mm_set1_ps(d0 * D[b]));
+        acc1 = _mm256_fmadd_ps(p, sc, acc1);
+        c1 += (q41 ? f16(w + 2) : -8.0f * d0) * S[b] + (q41 ? f16(w + BB + 2) : -8.0f * d1) * S[b + 1];
+    }
+    for (; b < nb; b++, w += BB) { /* a last odd block */
         const int8_t *xp = Q + ct__xq8_qpos(CT_DT_Q4_0, b, 0);
         __m128i raw = _mm_loadu_si128((const __m128i *)(w + qoff)), m = _mm_set1_epi8(15);
         __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m), _mm_and_si128(raw, m));
@@ -385,6 +403,7 @@ void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float 
 #else /* no AVX2/FMA/F16C: the scalar twins */
 
 const char *ct__matmul_isa(void) { return "scalar"; }
+float ct__quant_block_q8(const float *v, int8_t *q, int *sum) { return ct__quant_block_q8_ref(v, q, sum); }
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n) { ct__quantize_x_q8_ref(x, wt, out, n); }
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) { ct__dot_rows_f_ref(W, r0, nr, x, out); }
 void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out) { ct__dot_rows_q_ref(W, r0, nr, xq, out); }

@@ -18,14 +18,16 @@ typedef struct ct_pool ct_pool;
 ct_status ct__pool_create(int n_threads, ct_pool **out);
 void ct__pool_free(ct_pool *p);
 int ct__pool_size(const ct_pool *p);
-/* Run fn(ctx, ith, nth) on nth = pool size threads (the caller is thread 0);
- * returns when all are done. p may be NULL (runs fn(ctx, 0, 1)). */
+/* Run fn(ctx, ith, nth) once for each ith in [0, nth), nth = pool size, on
+ * the pool's threads and the caller (which thread runs which ith is not
+ * fixed: an idle thread takes the next one); returns when all are done.
+ * p may be NULL (runs fn(ctx, 0, 1)). Not reentrant: never from a task. */
 typedef void (*ct_task_fn)(void *ctx, int ith, int nth);
 void ct__pool_run(ct_pool *p, ct_task_fn fn, void *ctx);
-/* Scratch owned by the pool for thread ith (call it only from thread ith, or
- * while no run is in progress): at least `bytes`, 64-byte aligned, grown (and
- * its old contents dropped) only when a larger size is asked. p == NULL gives a
- * buffer private to the calling thread. NULL when out of memory. */
+/* Scratch owned by the pool for task index ith (call it only from the task
+ * ith, or while no run is in progress): at least `bytes`, 64-byte aligned,
+ * grown (old contents dropped) only when a larger size is asked. p == NULL
+ * gives a buffer private to the calling thread. NULL when out of memory. */
 void *ct__pool_scratch(ct_pool *p, int ith, size_t bytes);
 
 /* ---- weight matrix ----------------------------------------------------- */

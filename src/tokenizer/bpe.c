@@ -168,9 +168,9 @@ static ct_status initial_symbols(const ct_tokenizer *t, ct__bpe_scratch *s, cons
 
 /* ---- merging ------------------------------------------------------------------------ */
 
-static ct_status merge_rank(const ct_tokenizer *t, ct__bpe_scratch *s, size_t ns) {
+static ct_status merge_rank(const ct_tokenizer *t, ct__bpe_scratch *s, size_t lo, size_t hi) {
     ct_status st = CT_OK;
-    for (size_t i = 0; i + 1 < ns && !st; i++) st = push_rank(t, s, (int32_t)i);
+    for (size_t i = lo; i + 1 < hi && !st; i++) st = push_rank(t, s, (int32_t)i);
     while (!st && s->qn) {
         cand c = heap_pop(s);
         sym *a = &s->s[c.left];
@@ -190,9 +190,9 @@ static ct_status merge_rank(const ct_tokenizer *t, ct__bpe_scratch *s, size_t ns
     return st;
 }
 
-static ct_status merge_score(const ct_tokenizer *t, ct__bpe_scratch *s, const char *w, size_t ns) {
+static ct_status merge_score(const ct_tokenizer *t, ct__bpe_scratch *s, const char *w, size_t lo, size_t hi) {
     ct_status st = CT_OK;
-    for (size_t i = 0; i + 1 < ns && !st; i++) st = push_score(t, s, w, (int32_t)i);
+    for (size_t i = lo; i + 1 < hi && !st; i++) st = push_score(t, s, w, (int32_t)i);
     while (!st && s->qn) {
         cand c = heap_pop(s);
         sym *a = &s->s[c.left], *b = &s->s[c.right];
@@ -206,6 +206,14 @@ static ct_status merge_score(const ct_tokenizer *t, ct__bpe_scratch *s, const ch
         if (!st) st = push_score(t, s, w, (int32_t)c.left);
     }
     return st;
+}
+
+/* 1 if symbol y can never merge with a neighbour. */
+static int inert(const ct_tokenizer *t, const char *w, const sym *y) {
+    if (t->merge == CT__MERGE_RANK) return !t->in_merge || y->id < 0 || !t->in_merge[y->id];
+    uint32_t cp;
+    if (!t->cp_in_token || ct__utf8_get(w + y->start, y->len, &cp) != (int)y->len) return 0;
+    return !(t->cp_in_token[cp >> 3] & (1u << (cp & 7)));
 }
 
 /* ---- one word ------------------------------------------------------------------------- */
@@ -235,7 +243,17 @@ ct_status ct__bpe_word(const ct_tokenizer *t, const char *w, size_t n, ct__bpe_s
     s->qn = 0;
     if ((st = initial_symbols(t, s, w, n, &ns))) return st;
     if (!ns) return CT_OK;
-    st = t->merge == CT__MERGE_SCORE ? merge_score(t, s, w, ns) : merge_rank(t, s, ns);
+    /* A symbol that can take part in no merge never changes, so the word splits
+     * there into independent runs: smaller heaps, same result. */
+    for (size_t lo = 0, i = 0; i < ns && !st; i++) {
+        if (i + 1 < ns && !inert(t, w, &s->s[i])) continue;
+        size_t hi = i + 1;
+        s->s[lo].prev = -1;
+        s->s[hi - 1].next = -1;
+        s->qn = 0;
+        if (hi - lo > 1) st = t->merge == CT__MERGE_SCORE ? merge_score(t, s, w, lo, hi) : merge_rank(t, s, lo, hi);
+        lo = hi;
+    }
     for (size_t i = 0; i < ns && !st; i++) {
         const sym *y = &s->s[i];
         if (!y->len) continue;

@@ -86,6 +86,8 @@ struct ct_tokenizer {
     uint8_t *is_added;           /* (V) 1 when id is an added token (decoded as raw content) */
     ct__strmap vocab;            /* piece -> id */
     ct__pairmap merges;          /* rank merging */
+    uint8_t *in_merge;           /* (V) rank: 1 when id is one side of some merge */
+    uint8_t *cp_in_token;        /* score: bitmap of code points inside multi-char mergeable tokens */
     int32_t byte_id[256];        /* byte-level: token of byte b's unicode char; SPM: <0xNN>; -1 none */
     int byte_fallback, ignore_merges, fuse_unk;
     int32_t unk_id;              /* -1 none */
@@ -160,9 +162,13 @@ int ct__is_space(uint32_t cp);
 ct_status ct__nfc(const char *s, size_t n, ct__buf *out);
 
 /* loaders ------------------------------------------------------------------- */
+struct ct_json;
 ct_tokenizer *ct__tok_new(const char *source);
-ct_status ct__tok_load_hf_json(const char *path, const char *text, size_t len, ct_tokenizer **out);
-ct_status ct__tok_load_gpt2(const char *path, const char *text, size_t len, ct_tokenizer **out);
+/* tokenizer.json (root = its parsed DOM); tokenizer_config.json beside path is read when present. */
+ct_status ct__tok_load_hf_json(const char *path, const struct ct_json *root, ct_tokenizer **out);
+/* GPT-2 encoder.json / vocab.json (root) with vocab.bpe / merges.txt beside it. */
+ct_status ct__tok_load_gpt2(const char *path, const struct ct_json *root, ct_tokenizer **out);
+/* llama2.c tokenizer.bin image. */
 ct_status ct__tok_load_llama2c(const char *path, const uint8_t *data, size_t size, ct_tokenizer **out);
 
 #endif

@@ -246,6 +246,8 @@ ct_status ct__tok_add_merge(ct_tokenizer *t, const char *l, size_t ln, const cha
     if (c < 0)
         return ct__err(CT_ERR_FORMAT, "%s: merge %u ('%.*s' '%.*s'): the merged piece is not in the vocabulary",
                        src, rank, (int)(ln > 40 ? 40 : ln), l, (int)(rn > 40 ? 40 : rn), r);
+    if (!t->in_merge && !(t->in_merge = ct__calloc((size_t)t->n_vocab, 1))) return ct__err(CT_ERR_NOMEM, "%s: out of memory", src);
+    t->in_merge[a] = t->in_merge[b] = 1;
     ct__pairmap *m = &t->merges;
     if (!m->key || (m->n + 1) * 2 > m->mask + 1) {
         ct_status st = pairmap_grow(m);
@@ -368,6 +370,20 @@ ct_status ct__tok_finish(ct_tokenizer *t) {
             t->type[t->byte_id[b]] = CT__TT_BYTE;
     }
     size_t V = (size_t)t->n_vocab;
+    if (t->merge == CT__MERGE_SCORE) { /* code points that can take part in a merge */
+        if (!(t->cp_in_token = ct__calloc(0x110000 / 8, 1))) return ct__err(CT_ERR_NOMEM, "%s: out of memory", t->source);
+        for (size_t id = 0; id < V; id++) {
+            size_t n;
+            const char *s = piece(t, (int32_t)id, &n);
+            if ((t->type[id] != CT__TT_NORMAL && t->type[id] != CT__TT_USER) || ct__utf8_len(s, n) >= n) continue;
+            for (size_t i = 0; i < n;) {
+                uint32_t cp;
+                int k = ct__utf8_get(s + i, n - i, &cp);
+                if (k) t->cp_in_token[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+                i += k ? (size_t)k : 1;
+            }
+        }
+    }
     t->doff = ct__malloc(V * sizeof *t->doff);
     t->dlen = ct__malloc(V * sizeof *t->dlen);
     if (!t->doff || !t->dlen) return ct__err(CT_ERR_NOMEM, "%s: out of memory", t->source);

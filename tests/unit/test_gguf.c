@@ -90,6 +90,19 @@ static void test_stories(void) {
     CHECK_EQ_INT(cg.tie_embeddings, 0); /* the GGUF carries a copy as output.weight */
     ct__tstore_free(&tg);
     ct__tstore_free(&tb);
+
+    /* with a tokenizer requested: built from tokenizer.ggml.* (512 SPM tokens) */
+    ct__tstore_init(&tg);
+    ct_tokenizer *tok = NULL;
+    CHECK_OK(ct__load_gguf_model(gp, &tg, &cg, &tok));
+    CHECK(tok != NULL);
+    if (tok) {
+        CHECK_EQ_INT(ct_tokenizer_vocab_size(tok), 512);
+        CHECK_EQ_INT(ct_tokenizer_bos(tok), 1);
+        CHECK_EQ_INT(ct_tokenizer_eos(tok), 2);
+    }
+    ct_tokenizer_free(tok);
+    ct__tstore_free(&tg);
     free(gp);
     free(bp);
 }

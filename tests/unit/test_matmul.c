@@ -30,11 +30,12 @@ static float frand(void) { /* uniform in [-1, 1) */
 
 static const ct_dtype DTYPES[] = {CT_DT_F32, CT_DT_F16, CT_DT_BF16, CT_DT_Q8_0, CT_DT_Q4_0, CT_DT_Q4_1};
 static int is_q(ct_dtype t) { return t == CT_DT_Q8_0 || t == CT_DT_Q4_0 || t == CT_DT_Q4_1; }
+static int is_q4(ct_dtype t) { return t == CT_DT_Q4_0 || t == CT_DT_Q4_1; }
 
 /* A random (rows, cols) matrix stored as dt; *wf gets its decoded f32 values. */
 static ct_mat make_mat(ct_dtype dt, int rows, int cols, float **wf) {
     ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt)};
-    uint8_t *data = malloc(W.row_bytes * rows + 64);
+    uint8_t *data = malloc(W.row_bytes * rows); /* no slack: ASan sees overreads */
     float *row = malloc(sizeof(float) * cols);
     *wf = malloc(sizeof(float) * (size_t)rows * cols);
     for (int r = 0; r < rows; r++) {
@@ -110,11 +111,14 @@ static void check_case(ct_dtype dt, int rows, int cols, int T, ct_pool **pools) 
         double wr = worst(y, &e, T * rows, 0);
         if (!(wr <= 1.0)) fprintf(stderr, "  ref %s %dx%d T=%d bias=%d: %.3g\n", ct_dtype_name(dt), rows, cols, T, b, wr);
         CHECK(wr <= 1.0);
-        static const int paths[] = {CT_MM_AUTO, CT_MM_GEMV_Q8, CT_MM_GEMV_F32, CT_MM_GEMM};
-        for (int pi = 0; pi < 4; pi++) {
-            if (paths[pi] != CT_MM_AUTO && T > 40 && paths[pi] != CT_MM_GEMM) continue; /* slow and covered */
-            int old = ct__matmul_force_path(paths[pi]);
-            int q8 = is_q(dt) && (paths[pi] == CT_MM_GEMV_Q8 || (paths[pi] == CT_MM_AUTO && T <= CT_MM_GEMV_MAX_T));
+        static const int paths[] = {CT_MM_AUTO, CT_MM_GEMV_Q8, CT_MM_GEMV_F32, CT_MM_GEMM, CT_MM_GEMM_Q8};
+        for (int pi = 0; pi < 5; pi++) {
+            int path = paths[pi];
+            if (path == CT_MM_GEMV_Q8 || path == CT_MM_GEMV_F32) if (T > 40) continue; /* slow and covered */
+            int old = ct__matmul_force_path(path);
+            path = ct__matmul_path(&W, T);
+            /* paths on 8-bit x: the Q types' row dots and the Q4 tiles */
+            int q8 = (is_q(dt) && path == CT_MM_GEMV_Q8) || path == CT_MM_GEMM_Q8;
             for (int p = 0; p < 3; p++) {
                 for (size_t i = 0; i < (size_t)T * rows; i++) y[i] = NAN;
                 ct__matmul(y, x, &W, bs, T, pools[p]);
@@ -163,6 +167,36 @@ static void check_kernels(ct_dtype dt, int rows, int cols) {
         }
         CHECK(wq <= 1.0);
         free(q1); free(q2);
+    }
+    if (is_q4(dt)) { /* the tile kernel: 3 x rows, every pair range */
+        enum { TT = 11 };
+        float *x3 = make_x(TT, cols), o1[TT], o2[TT];
+        size_t xb = ct__xq4t_bytes(cols / 32);
+        uint8_t *q1 = malloc(xb * TT), *q2 = malloc(xb * TT);
+        memset(q1, 0x5a, xb * TT);
+        memset(q2, 0xa5, xb * TT);
+        for (int t = 0; t < TT; t++) {
+            ct__quantize_x_q4t(x3 + (size_t)t * cols, dt, q1 + xb * t, cols);
+            ct__quantize_x_q4t_ref(x3 + (size_t)t * cols, dt, q2 + xb * t, cols);
+        }
+        CHECK(memcmp(q1, q2, xb * TT) == 0);
+        int npair = (cols / 32 + 1) / 2, ok = 1;
+        for (int r = 0; r < rows; r++)
+            for (int p0 = 0; p0 < npair; p0 += 3) {
+                int np = npair - p0 < 3 ? npair - p0 : 3;
+                for (int tt = 1; tt <= TT; tt += 3) {
+                    ct__dot_q4_tile(&W, r, p0, np, q1 + 128 * p0, xb, tt, o1);
+                    ct__dot_q4_tile_ref(&W, r, p0, np, q1 + 128 * p0, xb, tt, o2);
+                    for (int t = 0; t < tt; t++) {
+                        double s = 0.0; /* sum of |terms| over the pair range */
+                        for (int j = 64 * p0; j < 64 * (p0 + np) && j < cols; j++)
+                            s += fabs(wf[(size_t)r * cols + j] * x3[(size_t)t * cols + j]);
+                        ok &= fabs(o1[t] - o2[t]) <= TOL_F32 * s + 1e-6;
+                    }
+                }
+            }
+        CHECK(ok);
+        free(q1); free(q2); free(x3);
     }
     ct__dot_rows_f(&W, 0, rows, x, a);
     ct__dot_rows_f_ref(&W, 0, rows, x, b);
@@ -249,6 +283,8 @@ int main(void) {
     /* a big-K case: several KC blocks, accumulate across them */
     check_case(CT_DT_Q4_0, 40, 1024, 9, pools);
     check_case(CT_DT_F16, 21, 800, 13, pools);
+    /* many rows: several row chunks per thread in the f32 tiles */
+    check_case(CT_DT_Q8_0, 1000, 64, 40, pools);
 
     /* steady state allocates nothing: the pool's scratch is reused */
     {

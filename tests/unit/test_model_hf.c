@@ -7,8 +7,8 @@
  *   - one batched forward with all_logits,
  *   - the same tokens one at a time through the KV cache,
  *   - two uneven chunks (7 + rest), and a truncate-then-refill of the cache,
- * each within the manifest's tolerance (max |Δlogit|); the cached paths must
- * also agree with the batched one within CACHE_TOL. Skips (77) when
+ * each within the manifest's tolerance (max |Δlogit|); for float weights the
+ * cached paths must also agree with the batched one within CACHE_TOL. Skips (77) when
  * CTUNE_HF_REF_DIR is unset: tests/e2e/test_hf_logits.sh drives it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,8 @@
 #include "ctune/ctune.h"
 
 #define CACHE_TOL 2e-5 /* batched vs token-by-token: same math, different summation order */
+#define QUANT_TOL 1e-3 /* manifest tolerances above this are quantized models, whose decode
+                          kernels round activations: cached vs batched then gets the same tol */
 enum { MAX_T = 256 };
 
 static float *read_f32(const char *path, size_t n) {
@@ -90,7 +92,7 @@ static void check_model(const char *dir, const char *name, double tol, int T, in
     CHECK_NEAR(e_step, 0, tol);
     CHECK_NEAR(e_split, 0, tol);
     CHECK_NEAR(e_trunc, 0, tol);
-    CHECK_NEAR(e_step_batch, 0, CACHE_TOL);
+    CHECK_NEAR(e_step_batch, 0, tol > QUANT_TOL ? tol : CACHE_TOL);
     free(batch); free(step); free(split); free(last); free(ref);
     ct_ctx_free(c);
     ct_model_free(m);

@@ -93,6 +93,59 @@ static void check_bin_vs_gguf(ct_model *mb, ct_model *mg) {
     ct_ctx_free(cg);
 }
 
+typedef struct { int n, stop_after; } counter;
+static int count_cb(int32_t id, const char *piece, size_t len, void *ud) {
+    (void)id; (void)piece; (void)len;
+    counter *c = ud;
+    return ++c->n >= c->stop_after;
+}
+
+/* max_new_tokens, callback stop, stop ids, a full context. */
+static void check_generate_controls(ct_model *m) {
+    int32_t prompt[5] = {1, 403, 407, 261, 378}; /* BOS "Once upon a time" */
+    ct_ctx *c = NULL;
+    CHECK_OK(ct_ctx_create(m, 64, 1, &c));
+    if (!c) return;
+    collected all = {.n = 0};
+    ct_gen_opts o = {.max_new_tokens = 6, .stop_at_eos = 1};
+    ct_gen_stats st;
+    CHECK_OK(ct_generate(c, prompt, 5, &o, collect, &all, &st));
+    CHECK_EQ_INT(all.n, 6);
+    CHECK_EQ_INT(st.n_prompt, 5);
+    CHECK_EQ_INT(ct_ctx_pos(c), 5 + 5); /* the last token is not fed back */
+
+    ct_ctx_reset(c);
+    counter cn = {0, 3};
+    CHECK_OK(ct_generate(c, prompt, 5, &o, count_cb, &cn, &st));
+    CHECK_EQ_INT(cn.n, 3);
+
+    ct_ctx_reset(c);
+    collected got = {.n = 0};
+    int32_t stop = all.ids[3];
+    ct_gen_opts os = o;
+    os.stop_ids = &stop;
+    os.n_stop_ids = 1;
+    CHECK_OK(ct_generate(c, prompt, 5, &os, collect, &got, &st));
+    int first = 0;
+    while (first < 6 && all.ids[first] != stop) first++;
+    CHECK_EQ_INT(got.n, first); /* the stop token itself is not passed on */
+    ct_ctx_free(c);
+
+    /* a context of 8 holds the 5 prompt tokens and 3 fed-back tokens */
+    CHECK_OK(ct_ctx_create(m, 8, 1, &c));
+    if (!c) return;
+    collected full = {.n = 0};
+    o.max_new_tokens = 100;
+    CHECK_OK(ct_generate(c, prompt, 5, &o, collect, &full, &st));
+    CHECK_EQ_INT(full.n, 4);
+    CHECK_EQ_INT(ct_ctx_pos(c), 8);
+    for (int i = 0; i < full.n; i++) CHECK_EQ_INT(full.ids[i], all.ids[i]);
+    ct_ctx_reset(c);
+    int32_t long_prompt[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(ct_generate(c, long_prompt, 9, &o, collect, &full, &st) == CT_ERR_RANGE);
+    ct_ctx_free(c);
+}
+
 static void check_reference(const char *ref, ct_model *m, const char *label) {
     char path[4096];
     snprintf(path, sizeof path, "%s/gen_ids.txt", ref);
@@ -169,6 +222,7 @@ int main(void) {
     ct_model *none = NULL;
     CHECK(ct_model_load(bin, NULL, &none) == CT_ERR_ARG && none == NULL && strstr(ct_errmsg(), "--tokenizer"));
     if (mb && mg) check_bin_vs_gguf(mb, mg);
+    if (mb) check_generate_controls(mb);
     const char *ref = getenv("CTUNE_STORIES_REF_DIR");
     if (ref && *ref) {
         if (mb) check_reference(ref, mb, "stories260K.bin");
