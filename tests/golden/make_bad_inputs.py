@@ -84,7 +84,7 @@ patch(d, lambda b: b[: len(b) - 1000])
 d = make("header_too_long", expect="model.safetensors")
 patch(d, lambda b: struct.pack("<Q", len(b) * 4) + b[8:])
 d = make("bad_header_json", expect="model.safetensors")
-patch(d, lambda b: b[:8] + b"{" + b[9:])
+patch(d, lambda b: b[:8] + b"x" + b[9:])  # the header's opening brace -> not JSON
 
 
 def rewrite_header(fn):
