@@ -2,6 +2,7 @@
  * Greedy unless --temp > 0. --chat wraps the prompt in the model's chat format
  * (ChatML for models whose template uses <|im_start|>, Llama-2 [INST] style);
  * a full Jinja template engine is not part of this command. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static const char *USAGE =
     "  --chat          format PROMPT as a user turn with the model's chat template\n"
     "  --system TEXT   system message for --chat\n"
     "  --echo          print the prompt before the continuation\n"
+    "  --prompt-ids F  write the prompt's token ids (chat template applied) to file F\n"
     "  --ctx N         context size (default: the model's)\n"
     "  -t N            threads (default: all cores)\n"
     "  --tokenizer F   tokenizer for a llama2.c .bin model\n";
@@ -57,7 +59,7 @@ static char *chat_format(const ct_tokenizer *t, const char *user, const char *sy
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *path = NULL, *prompt = NULL, *tokpath = NULL, *system = NULL;
+    const char *path = NULL, *prompt = NULL, *tokpath = NULL, *system = NULL, *ids_out = NULL;
     long n = 256, topk = 0, seed = 42, threads = 0, nctx = 0;
     double temp = 0, topp = 1;
     int chat = 0, echo = 0;
@@ -74,6 +76,7 @@ int cmd_generate(int argc, char **argv) {
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_parse_int(a, argv[++i], 1, 256, &threads)) return 2; }
         else if (!strcmp(a, "--tokenizer") && more) tokpath = argv[++i];
         else if (!strcmp(a, "--system") && more) system = argv[++i];
+        else if (!strcmp(a, "--prompt-ids") && more) ids_out = argv[++i];
         else if (!strcmp(a, "--chat")) chat = 1;
         else if (!strcmp(a, "--echo")) echo = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
@@ -104,6 +107,13 @@ int cmd_generate(int argc, char **argv) {
     s = ct_tokenizer_encode(tok, ptext, strlen(ptext), add_bos ? CT_TOK_ADD_BOS : 0, &ids, &np);
     if (s != CT_OK) { cli_fail("encoding the prompt", s); goto done; }
     if (np == 0) { fprintf(stderr, "ctune generate: the prompt encodes to no tokens\n"); goto done; }
+    if (ids_out) {
+        FILE *f = fopen(ids_out, "w");
+        if (!f) { fprintf(stderr, "ctune generate: --prompt-ids: cannot write %s: %s\n", ids_out, strerror(errno)); goto done; }
+        for (size_t i = 0; i < np; i++) fprintf(f, i ? " %d" : "%d", (int)ids[i]);
+        fputc('\n', f);
+        if (fclose(f) != 0) { fprintf(stderr, "ctune generate: --prompt-ids: writing %s failed\n", ids_out); goto done; }
+    }
 
     s = ct_ctx_create(m, (int)nctx, (int)threads, &c);
     if (s != CT_OK) { cli_fail("creating context", s); goto done; }
@@ -126,6 +136,7 @@ int cmd_generate(int argc, char **argv) {
     ct_gen_stats st = {0};
     s = ct_generate(c, ids, (int)np, &go, on_token, NULL, &st);
     printf("\n");
+    fflush(stdout); /* the text's last line before the statistics on stderr */
     if (s != CT_OK) { cli_fail("generate", s); goto done; }
     fprintf(stderr, "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s\n", st.n_prompt,
             st.prompt_seconds > 0 ? st.n_prompt / st.prompt_seconds : 0.0, st.n_generated,

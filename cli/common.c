@@ -7,7 +7,10 @@
 #include "cli.h"
 
 int cli_fail(const char *what, ct_status s) {
-    fprintf(stderr, "ctune: %s: %s\n", what, ct_errmsg());
+    const char *msg = ct_errmsg();
+    /* the library's messages usually start with the file they are about */
+    if (!strncmp(msg, what, strlen(what)) && msg[strlen(what)] != '\0') fprintf(stderr, "ctune: %s\n", msg);
+    else fprintf(stderr, "ctune: %s: %s\n", what, msg);
     (void)s;
     return 1;
 }
