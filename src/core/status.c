@@ -33,7 +33,15 @@ ct_status ct__err_prefix(ct_status s, const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, MSG_CAP);
-    snprintf(g_msg, MSG_CAP, "%s: %s", pre, old);
+    /* pre, ": ", then as much of the old message as fits */
+    size_t n = strlen(pre);
+    if (n > MSG_CAP - 3) n = MSG_CAP - 3;
+    memcpy(g_msg, pre, n);
+    memcpy(g_msg + n, ": ", 2);
+    size_t rest = MSG_CAP - 1 - (n + 2), o = strnlen(old, MSG_CAP - 1);
+    if (o > rest) o = rest;
+    memcpy(g_msg + n + 2, old, o);
+    g_msg[n + 2 + o] = '\0';
     return s;
 }
 
