@@ -2,7 +2,7 @@
  * prompt processing (P tokens in one batched forward) and decoding (N tokens,
  * one forward each), the two numbers llama-bench reports as pp<P> and tg<N>.
  *
- *   bench_infer MODEL [-p 128] [-n 64] [-t 2] [-r 5] [--tokenizer FILE] [--json]
+ *   bench_infer MODEL [-p 128] [-n 64] [-t 2] [-r 5] [--q8-act] [--tokenizer FILE] [--json]
  *
  * Method (chosen to match llama-bench so the numbers compare):
  *   - token ids are synthetic (a fixed pseudo-random sequence over the vocab):
@@ -12,7 +12,10 @@
  *   - tg: cache cleared, N single-token forwards at positions 0..N-1, each
  *     producing the (1, V) logits; tok/s = N / seconds;
  *   - one untimed warm-up of each (page faults of the mmapped weights, thread
- *     start-up), then r timed repetitions; the best is reported, the mean too.
+ *     start-up), then r timed repetitions; the best is reported, the mean too;
+ *   - activations stay f32 (the exact default) unless --q8-act loads the model
+ *     with ct_load_opts.q8_activations = 1 (8-bit x for the Q matrices, as
+ *     llama.cpp does).
  * Memory bandwidth: ct_model_weight_bytes() is what one decoded token reads;
  * times tg tok/s gives the weight traffic in GB/s, shown against 70 GB/s (an
  * estimate of this machine's DRAM bandwidth; KV-cache and activation traffic
@@ -36,7 +39,7 @@
 typedef struct {
     const char *model;
     const char *tokenizer;
-    int P, N, threads, reps, json;
+    int P, N, threads, reps, json, q8_act;
 } args;
 
 static void die(const char *what, ct_status st) {
@@ -46,12 +49,13 @@ static void die(const char *what, ct_status st) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_infer MODEL [-p P] [-n N] [-t THREADS] [-r REPS] [--tokenizer FILE] [--json]\n"
+            "usage: bench_infer MODEL [-p P] [-n N] [-t THREADS] [-r REPS] [--q8-act] [--tokenizer FILE] [--json]\n"
             "  MODEL      .gguf, Hugging Face directory, or llama2.c .bin (needs --tokenizer)\n"
             "  -p P       prompt tokens processed as one batch (default 128; 0 skips)\n"
             "  -n N       tokens decoded one at a time (default 64; 0 skips)\n"
             "  -t T       worker threads (default 2)\n"
             "  -r R       timed repetitions, best reported (default 5)\n"
+            "  --q8-act   quantize activations to 8 bits for Q8_0/Q4_0/Q4_1 matrices (default: f32)\n"
             "  --json     one JSON object on stdout instead of the text report\n");
     exit(2);
 }
@@ -67,7 +71,7 @@ static int parse_int(const char *s, const char *flag) {
 }
 
 static args parse_args(int argc, char **argv) {
-    args a = {NULL, NULL, 128, 64, 2, 5, 0};
+    args a = {NULL, NULL, 128, 64, 2, 5, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int more = i + 1 < argc;
@@ -77,6 +81,7 @@ static args parse_args(int argc, char **argv) {
         else if (!strcmp(s, "-r") && more) a.reps = parse_int(argv[++i], s);
         else if (!strcmp(s, "--tokenizer") && more) a.tokenizer = argv[++i];
         else if (!strcmp(s, "--json")) a.json = 1;
+        else if (!strcmp(s, "--q8-act")) a.q8_act = 1;
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) usage();
         else if (s[0] == '-' || a.model) usage();
         else a.model = s;
@@ -156,7 +161,7 @@ int main(int argc, char **argv) {
     args a = parse_args(argc, argv);
     ct_set_log(NULL, NULL, CT_LOG_WARN);
 
-    ct_load_opts lo = {a.tokenizer, 0};
+    ct_load_opts lo = {.tokenizer_path = a.tokenizer, .q8_activations = a.q8_act};
     ct_model *m = NULL;
     double t0 = now_s();
     ct_status st = ct_model_load(a.model, &lo, &m);
@@ -196,10 +201,11 @@ int main(int argc, char **argv) {
         printf(", \"dtypes\": ");
         json_str(dts ? dts : "");
         printf(", \"n_params\": %lld, \"weight_bytes_per_token\": %lld, \"threads\": %d, \"reps\": %d,"
-               " \"load_s\": %.4f, \"n_prompt\": %d, \"pp_tok_s\": %.3f, \"pp_tok_s_mean\": %.3f,"
-               " \"n_gen\": %d, \"tg_tok_s\": %.3f, \"tg_tok_s_mean\": %.3f, \"tg_gb_s\": %.3f}\n",
-               (long long)ct_model_n_params(m), (long long)wbytes, a.threads, a.reps, load_s, a.P, pp_tps,
-               pp_mean, a.N, tg_tps, tg_mean, gbs);
+               " \"activations\": \"%s\", \"load_s\": %.4f, \"n_prompt\": %d, \"pp_tok_s\": %.3f,"
+               " \"pp_tok_s_mean\": %.3f, \"n_gen\": %d, \"tg_tok_s\": %.3f, \"tg_tok_s_mean\": %.3f,"
+               " \"tg_gb_s\": %.3f}\n",
+               (long long)ct_model_n_params(m), (long long)wbytes, a.threads, a.reps, a.q8_act ? "q8" : "f32",
+               load_s, a.P, pp_tps, pp_mean, a.N, tg_tps, tg_mean, gbs);
     } else {
         printf("model          %s\n", a.model);
         printf("dtypes         %s\n", dts ? dts : "?");
@@ -207,6 +213,7 @@ int main(int argc, char **argv) {
                ct_model_n_params(m) / 1e6, cfg->dim, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads, V);
         printf("weights/token  %.2f MB\n", wbytes / 1e6);
         printf("threads        %d, best of %d (after one warm-up), load %.3f s\n", a.threads, a.reps, load_s);
+        printf("activations    %s\n", a.q8_act ? "8-bit for Q matrices (--q8-act)" : "f32");
         if (a.P > 0) printf("pp%-4d         %10.2f tok/s  (mean %.2f)\n", a.P, pp_tps, pp_mean);
         if (a.N > 0)
             printf("tg%-4d         %10.2f tok/s  (mean %.2f)  -> %.2f GB/s of weights = %.0f%% of %.0f GB/s\n",

@@ -2,9 +2,10 @@
  * against the memory bandwidth (T = 1) and OpenBLAS sgemm on the same f32
  * shape (the ceiling)?
  *
- * Usage: bench_matmul [-t threads] [-T list] [-s shape-filter] [-q]
- *   -t  pool size (default: online CPUs)      -T  e.g. "1,128" (default)
- *   -s  only shapes whose name contains this  -q  quick: fewer repetitions
+ * Usage: bench_matmul [-t threads] [-T list] [-s shape-filter] [-d dtype] [-q]
+ *   -t  pool size (default: online CPUs)      -T  e.g. "1,128" (default, up to 16 values)
+ *   -s  only shapes whose name contains this  -d  only this dtype ("Q4_1")
+ *   -q  quick: fewer repetitions
  * Weights are random values in real model shapes (GPT-2 124M, SmolLM2-135M,
  * Llama-2-7B), said so in the output. For T = 1 enough copies of W are cycled
  * that they cannot stay in the last-level cache: GB/s is from DRAM. Times are
@@ -21,12 +22,15 @@ typedef struct { const char *name; int rows, cols; } shape;
 static const shape SHAPES[] = {
     {"gpt2 qkv 2304x768", 2304, 768},   {"gpt2 attn 768x768", 768, 768},
     {"gpt2 mlp 3072x768", 3072, 768},   {"smol attn 576x576", 576, 576},
-    {"smol mlp 1536x576", 1536, 576},   {"llama7b attn 4096x4096", 4096, 4096},
+    {"smol kv 192x576", 192, 576},      {"smol mlp 1536x576", 1536, 576},
+    {"smol down 576x1536", 576, 1536},  {"smol head 49152x576", 49152, 576},
+    {"llama7b attn 4096x4096", 4096, 4096},
     {"llama7b mlp 11008x4096", 11008, 4096},
 };
 static const ct_dtype DTYPES[] = {CT_DT_F32, CT_DT_F16, CT_DT_BF16, CT_DT_Q8_0, CT_DT_Q4_0, CT_DT_Q4_1};
 
 static int quick;
+static const char *dfilter; /* -d: only this dtype */
 
 static void die(const char *m) { fprintf(stderr, "bench_matmul: %s\n", m); exit(1); }
 static void *xmalloc(size_t n) { void *p = ct__alloc_big(n); if (!p) die("out of memory"); return p; }
@@ -87,19 +91,20 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
     float *x = xmalloc(sizeof(float) * (size_t)maxT * s->cols), *y = xmalloc(sizeof(float) * (size_t)maxT * s->rows);
     for (size_t i = 0; i < (size_t)maxT * s->cols; i++) x[i] = frand();
     /* BLAS ceiling per T, on one f32 copy (T = 1 with enough copies: DRAM) */
-    double blas_t[8] = {0};
-    for (int ti = 0; ti < nT && ti < 8; ti++) {
+    double blas_t[16] = {0};
+    for (int ti = 0; ti < nT && ti < 16; ti++) {
         int ncopy = Ts[ti] == 1 ? (int)((96u << 20) / (nf * 4) + 1) : 1; /* as for ct__matmul below */
         if (ncopy > 64) ncopy = 64;
         float *wc = xmalloc(nf * 4 * ncopy);
         for (int c = 0; c < ncopy; c++) memcpy(wc + nf * c, wf, nf * 4);
-        ct_mat W0 = {CT_DT_F32, s->rows, s->cols, wc, (size_t)s->cols * 4};
+        ct_mat W0 = {CT_DT_F32, s->rows, s->cols, wc, (size_t)s->cols * 4, 0};
         run_ctx r = {&W0, ncopy, Ts[ti], CT_MM_AUTO, x, y, pool, wc};
         blas_t[ti] = ct__sgemm_nt_blas(1, 1, 1, x, wc, y) == 0 ? best_time(run_blas, &r, quick ? 0.1 : 0.4) : 0;
         ct__free_big(wc, nf * 4 * ncopy);
     }
     for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
         ct_dtype dt = DTYPES[d];
+        if (dfilter && strcmp(dfilter, ct_dtype_name(dt))) continue;
         size_t rb = (size_t)s->cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt), wbytes = rb * s->rows;
         int ncopy = (int)((96u << 20) / wbytes + 1);
         if (ncopy > 64) ncopy = 64;
@@ -108,25 +113,29 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
         ct_mat *Ws = malloc(sizeof(ct_mat) * ncopy);
         for (int c = 0; c < ncopy; c++) {
             if (c) memcpy(buf + wbytes * c, buf, wbytes);
-            Ws[c] = (ct_mat){dt, s->rows, s->cols, buf + wbytes * c, rb};
+            Ws[c] = (ct_mat){dt, s->rows, s->cols, buf + wbytes * c, rb, 0};
         }
         for (int ti = 0; ti < nT; ti++) {
             int T = Ts[ti], isq = dt == CT_DT_Q8_0 || dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
             int q4 = dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
-            int paths[2] = {CT_MM_AUTO, -1}; /* AUTO's choice, and the alternative worth seeing */
-            if (T == 1 && isq) { paths[0] = CT_MM_GEMV_Q8; paths[1] = CT_MM_GEMV_F32; }
-            if (T > CT_MM_Q4_GEMV_MAX_T && q4) { paths[0] = CT_MM_GEMM; paths[1] = CT_MM_GEMM_Q8; }
-            for (int pi = 0; pi < 2 && paths[pi] >= 0; pi++) {
+            /* the row dots and the tiles while both may win; Q types on f32 and on 8-bit x */
+            int paths[4] = {-1, -1, -1, -1}, np = 0;
+            if (T <= 16) paths[np++] = CT_MM_GEMV_F32;
+            paths[np++] = CT_MM_GEMM;
+            if (isq && T <= 16) paths[np++] = CT_MM_GEMV_Q8;
+            if (q4 && T > 1) paths[np++] = CT_MM_GEMM_Q8;
+            ct_mat Wq = Ws[0];
+            Wq.act_q8 = 1;
+            int auto_f = ct__matmul_path(&Ws[0], T), auto_q = ct__matmul_path(&Wq, T);
+            for (int pi = 0; pi < np; pi++) {
                 run_ctx r = {Ws, T == 1 ? ncopy : 1, T, paths[pi], x, y, pool, NULL};
                 double t = best_time(run_ct, &r, quick ? 0.15 : 0.5);
                 double gf = 2.0 * T * nf / t * 1e-9, bgf = blas_t[ti] > 0 ? 2.0 * T * nf / blas_t[ti] * 1e-9 : 0;
-                int old = ct__matmul_force_path(paths[pi]), used = ct__matmul_path(&Ws[0], T);
-                ct__matmul_force_path(CT_MM_AUTO);
-                int is_auto = ct__matmul_path(&Ws[0], T) == used;
-                ct__matmul_force_path(old);
+                int used = paths[pi];
                 const char *pn = used == CT_MM_GEMM ? "f32t" : used == CT_MM_GEMM_Q8 ? "q8t"
                                  : used == CT_MM_GEMV_F32 && isq ? "f32x" : isq ? "q8x" : "rows";
-                printf("%-24s %-5s %4d %-4s%c %9.3f %8.1f %7.1f %8.1f %6.2f\n", s->name, ct_dtype_name(dt), T, pn, is_auto ? '*' : ' ',
+                char mark[3] = {used == auto_f ? '*' : ' ', isq && used == auto_q ? '+' : ' ', 0};
+                printf("%-24s %-5s %4d %-4s%s %9.3f %8.1f %7.1f %8.1f %6.2f\n", s->name, ct_dtype_name(dt), T, pn, mark,
                        t * 1e3, gf, T == 1 ? wbytes / t * 1e-9 : 0.0, bgf, bgf > 0 ? gf / bgf : 0.0);
                 fflush(stdout);
             }
@@ -143,20 +152,21 @@ static void nop(void *c, int ith, int nth) { (void)c; (void)ith; (void)nth; }
 static void run_nop(void *c, int i) { (void)i; ct__pool_run(c, nop, NULL); }
 
 int main(int argc, char **argv) {
-    int threads = 0, Ts[8] = {1, 128}, nT = 2;
+    int threads = 0, Ts[16] = {1, 128}, nT = 2;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "-q")) quick = 1;
+        else if (!strcmp(argv[i], "-d") && i + 1 < argc) dfilter = argv[++i];
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) {
             nT = 0;
-            for (char *p = argv[++i]; *p && nT < 8; p++) {
+            for (char *p = argv[++i]; *p && nT < 16; p++) {
                 Ts[nT++] = (int)strtol(p, &p, 10);
                 if (!*p) break;
             }
         } else {
-            fprintf(stderr, "usage: bench_matmul [-t threads] [-T 1,128] [-s shape-filter] [-q]\n");
+            fprintf(stderr, "usage: bench_matmul [-t threads] [-T 1,128] [-s shape-filter] [-d dtype] [-q]\n");
             return 2;
         }
     }
@@ -170,9 +180,10 @@ int main(int argc, char **argv) {
            ct ? ct : "unset", bt ? bt : "unset");
     printf("# pool dispatch: %.2f us per empty ct__pool_run\n", best_time(run_nop, pool, 0.2) * 1e6);
     printf("# GB/s: weight bytes per second (T = 1, from DRAM); blas: sgemm on the f32 shape; ratio = ct/blas\n");
-    printf("# paths: rows = row dots (f32 x), q8x = row dots on 8-bit x, f32x = Q rows dequantized then dotted,\n"
-           "#        f32t = dequantized tiles + f32 micro-kernel, q8t = Q4 integer tiles on 8-bit x; * = AUTO's pick\n");
-    printf("%-24s %-5s %4s %-5s %9s %8s %7s %8s %6s\n", "shape (rows x cols)", "dtype", "T", "path", "ms", "GFLOP/s",
+    printf("# paths: rows = row dots (f32 x), f32x = Q rows dequantized in registers, dotted with f32 x,\n"
+           "#        q8x = row dots on 8-bit x, f32t = dequantized tiles + f32 micro-kernel,\n"
+           "#        q8t = Q4 integer tiles on 8-bit x; * = AUTO's pick, + = AUTO's pick with act_q8\n");
+    printf("%-24s %-5s %4s %-6s %9s %8s %7s %8s %6s\n", "shape (rows x cols)", "dtype", "T", "path", "ms", "GFLOP/s",
            "GB/s", "blasGF/s", "ratio");
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++)
         if (!filter || strstr(SHAPES[s].name, filter)) bench_shape(&SHAPES[s], Ts, nT, pool);

@@ -9,7 +9,9 @@ static const char *USAGE =
     "usage: ctune eval MODEL --data FILE.txt [--ctx N] [--stride S] [-t THREADS] [--tokenizer F]\n"
     "  --ctx N      window length in tokens (default: the model's context, at most 1024)\n"
     "  --stride S   window step (default: ctx/2); each token is scored once, with\n"
-    "               at least ctx-stride tokens of context after the first window\n";
+    "               at least ctx-stride tokens of context after the first window\n"
+    "  --q8-act     quantize activations to 8 bits for Q8_0/Q4_0/Q4_1 weights (faster,\n"
+    "               not exact)\n";
 
 static ct_status read_text(const char *path, char **buf, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -31,6 +33,7 @@ static ct_status read_text(const char *path, char **buf, size_t *len) {
 int cmd_eval(int argc, char **argv) {
     const char *path = NULL, *data = NULL, *tokpath = NULL;
     long ctx = 0, stride = 0, threads = 0;
+    int q8act = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -39,6 +42,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--ctx") && more) { if (!cli_parse_int(a, argv[++i], 2, 1 << 20, &ctx)) return 2; }
         else if (!strcmp(a, "--stride") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 20, &stride)) return 2; }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_parse_int(a, argv[++i], 1, 256, &threads)) return 2; }
+        else if (!strcmp(a, "--q8-act")) q8act = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
         else if (a[0] == '-') { fprintf(stderr, "ctune eval: unknown option '%s'\n%s", a, USAGE); return 2; }
         else if (!path) path = a;
@@ -47,7 +51,7 @@ int cmd_eval(int argc, char **argv) {
     if (!path || !data) { fputs(USAGE, stderr); return 2; }
 
     ct_model *m = NULL;
-    ct_status s = cli_load_model(path, tokpath, &m);
+    ct_status s = cli_load_model(path, tokpath, q8act, &m);
     if (s != CT_OK) return cli_fail(path, s);
     ct_tokenizer *tok = ct_model_tokenizer(m);
     if (!tok) { fprintf(stderr, "ctune eval: %s has no tokenizer; pass --tokenizer FILE\n", path); ct_model_free(m); return 1; }

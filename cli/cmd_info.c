@@ -16,7 +16,7 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path) { fprintf(stderr, "usage: ctune info MODEL [--tokenizer FILE]\n"); return 2; }
     ct_model *m = NULL;
-    ct_status s = cli_load_model(path, tokpath, &m);
+    ct_status s = cli_load_model(path, tokpath, 0, &m);
     if (s != CT_OK) return cli_fail(path, s);
     const ct_config *c = ct_model_config(m);
     int64_t np = ct_model_n_params(m);

@@ -46,7 +46,7 @@ static ct_status load(const char *path, const char *tokpath, ct_tokenizer **tok,
     *tok = NULL;
     *model = NULL;
     if (tokpath || (is_dir(path) && has_file(path, "config.json"))) {
-        ct_status s = cli_load_model(path, tokpath, model);
+        ct_status s = cli_load_model(path, tokpath, 0, model);
         if (s) return s;
         *tok = ct_model_tokenizer(*model);
         return CT_OK;

@@ -15,9 +15,10 @@ int cli_fail(const char *what, ct_status s) {
     return 1;
 }
 
-ct_status cli_load_model(const char *path, const char *tokenizer, ct_model **out) {
+ct_status cli_load_model(const char *path, const char *tokenizer, int q8_act, ct_model **out) {
     ct_load_opts o = {0};
     o.tokenizer_path = tokenizer;
+    o.q8_activations = q8_act;
     return ct_model_load(path, &o, out);
 }
 

@@ -53,11 +53,15 @@ typedef struct {
 typedef struct {
     const char *tokenizer_path; /* override / required for llama2.c .bin */
     int verbose;
+    int q8_activations;  /* 1: quantize activations to 8 bits for Q8_0/Q4_0/Q4_1 matrices (llama.cpp's
+                            way: faster, not exact); 0 (default): f32 activations, results match an f32
+                            reference */
 } ct_load_opts;
 
 typedef struct ct_model ct_model;
 
-/* Load a model from a HF directory, .gguf, or llama2.c .bin. opts may be NULL.
+/* Load a model from a HF directory, .gguf, or llama2.c .bin. opts may be NULL
+ * (as a zeroed ct_load_opts: f32 activations).
  * On failure *out is NULL and ct_errmsg() names the file and tensor/field. */
 ct_status ct_model_load(const char *path, const ct_load_opts *opts, ct_model **out);
 void ct_model_free(ct_model *m);

@@ -60,6 +60,7 @@ ct_status ct_model_load(const char *path, const ct_load_opts *opts, ct_model **o
     ct_model *m = ct__calloc(1, sizeof *m);
     if (!m) return ct__err(CT_ERR_NOMEM, "%s: out of memory", path);
     ct__tstore_init(&m->ts);
+    m->q8_act = opts && opts->q8_activations;
     ct_status s = CT_OK;
     char src[1024];
     m->path = ct__strdup(path);

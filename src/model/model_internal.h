@@ -46,6 +46,7 @@ struct ct_model {
     ct__layer *layers;         /* (L,) */
     int64_t n_params;
     int64_t weight_bytes;      /* matrix bytes read per decoded token */
+    int q8_act;                /* ct_load_opts.q8_activations: every ct_mat's act_q8 */
 };
 
 struct ct_ctx {

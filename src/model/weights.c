@@ -5,7 +5,8 @@
  *   GGUF          blk.N.attn_q.weight, blk.N.attn_qkv.weight, ... (also llama2.c files)
  * and checks every tensor's shape against the config, naming the file, the
  * tensor, the shape found and the shape the config implies. Matrices stay in
- * their stored dtype and memory (F32/F16/BF16/Q8_0/Q4_0/Q4_1); norm weights
+ * their stored dtype and memory (F32/F16/BF16/Q8_0/Q4_0/Q4_1), flagged with
+ * the model's activation precision (act_q8, from ct_load_opts); norm weights
  * and biases become owned F32 copies. GPT-2's HF Conv1D weights are stored
  * (in, out) and are transposed once into owned (out, in) copies in their own
  * dtype; GPT-2's fused c_attn/attn_qkv is split into q/k/v row views.
@@ -120,6 +121,7 @@ static ct_status get_mat(wb *b, const char *name, int64_t rows, int64_t cols, in
     out->cols = (int)cols;
     out->data = data;
     out->row_bytes = rb;
+    out->act_q8 = (uint8_t)(b->m->q8_act != 0); /* row views and the tied head copy it */
     b->m->n_params += rows * cols;
     return CT_OK;
 }

@@ -3,10 +3,12 @@
  * Picks a path by T and dtype, splits the output columns (W rows) over the
  * pool's threads, and hands the inner loops to the kernels of matmul_x86.c:
  * - small T (decode; ct__matmul_path has the thresholds): row dots. Each
- *   thread streams its W rows once in the stored dtype; F32/F16/BF16 against
- *   x in f32, Q8_0/Q4_0/Q4_1 against x quantized once per call to 8 bits.
- * - Q4_0/Q4_1 and 4 <= T < 32: integer tiles (matmul_q4.c), x quantized to
- *   8 bits in K-blocked order by the threads, then 8 rows of x per W row.
+ *   thread streams its W rows once in the stored dtype, dequantized in
+ *   registers and dotted with x in f32; with W->act_q8, Q8_0/Q4_0/Q4_1 run
+ *   against x quantized once per call to 8 bits instead (faster, not exact).
+ * - W->act_q8, Q4_0/Q4_1 and 4 <= T < 32: integer tiles (matmul_q4.c), x
+ *   quantized to 8 bits in K-blocked order by the threads, then 8 rows of x
+ *   per W row.
  * - larger T (prompt processing): each thread takes 6-row groups of W,
  *   dequantizes them (512 columns at a time) into an L1 buffer and runs the
  *   6x16 FMA micro-kernel against x^T panels (16 rows of x, packed once per K
@@ -74,35 +76,42 @@ typedef struct {
     const uint8_t *xq;     /* x quantized, GEMV_Q8 on Q types (T rows of xq_row bytes)
                               and GEMM_Q8 (K-blocked, see quant_q4t_task) */
     size_t xq_row;
+    const float *xs;       /* GEMV_F32 on Q types: x's block sums (T, cols/32) */
     ct_pool *pool;
     size_t work_bytes;     /* per-thread scratch, already grown */
 } job;
 
 /* ---- decode: row dots -------------------------------------------------- */
 #define GEMV_ROWS 8 /* rows per step: their dots for every t, bias, store */
+#define GEMV_XT 4   /* rows of x per ct__dot_rows_qf call (its widest kernel) */
 
+/* GEMV_F32: ct__dot_rows_f on x, or for Q types ct__dot_rows_qf on GEMV_XT
+ * rows of x at a time (each W block dequantized once for them); GEMV_Q8 on a
+ * Q type: ct__dot_rows_q on the quantized x (jb->xq). The GEMV_ROWS rows stay
+ * in L1 across the T rows of x. */
 static void gemv_task(void *ctx, int ith, int nth) {
     const job *jb = ctx;
     const ct_mat *W = jb->W;
     int r0, r1, rows = W->rows, cols = W->cols;
     split_rows(rows, 4, ith, nth, &r0, &r1);
-    float *deq = NULL; /* GEMV_F32 on Q types: GEMV_ROWS dequantized rows */
-    ct_mat Wf = {CT_DT_F32, GEMV_ROWS, cols, NULL, (size_t)cols * sizeof(float)};
-    if (jb->path == CT_MM_GEMV_F32 && is_q(W->dtype)) {
-        deq = ct__pool_scratch(jb->pool, ith, jb->work_bytes);
-        Wf.data = deq;
-    }
-    float out[GEMV_ROWS];
+    float out[GEMV_XT * GEMV_ROWS]; /* (nt, n) */
     for (int r = r0; r < r1; r += GEMV_ROWS) {
         int n = r1 - r < GEMV_ROWS ? r1 - r : GEMV_ROWS;
-        if (deq)
-            for (int i = 0; i < n; i++) ct__dequant_range(W, r + i, 0, cols, deq + (size_t)i * cols);
-        for (int t = 0; t < jb->T; t++) {
-            if (deq) ct__dot_rows_f(&Wf, 0, n, jb->x + (size_t)t * cols, out);
-            else if (is_q(W->dtype)) ct__dot_rows_q(W, r, n, jb->xq + (size_t)t * jb->xq_row, out);
-            else ct__dot_rows_f(W, r, n, jb->x + (size_t)t * cols, out);
-            float *yt = jb->y + (size_t)t * rows + r;
-            for (int i = 0; i < n; i++) yt[i] = out[i] + (jb->bias ? jb->bias[r + i] : 0.0f);
+        for (int t0 = 0; t0 < jb->T; t0 += GEMV_XT) {
+            int nt = jb->T - t0 < GEMV_XT ? jb->T - t0 : GEMV_XT;
+            const float *xt = jb->x + (size_t)t0 * cols;
+            if (jb->xs) {
+                ct__dot_rows_qf(W, r, n, nt, xt, jb->xs + (size_t)t0 * (cols / 32), out);
+            } else {
+                for (int t = 0; t < nt; t++) {
+                    if (jb->xq) ct__dot_rows_q(W, r, n, jb->xq + (size_t)(t0 + t) * jb->xq_row, out + t * n);
+                    else ct__dot_rows_f(W, r, n, xt + (size_t)t * cols, out + t * n);
+                }
+            }
+            for (int t = 0; t < nt; t++) {
+                float *yt = jb->y + (size_t)(t0 + t) * rows + r;
+                for (int i = 0; i < n; i++) yt[i] = out[t * n + i] + (jb->bias ? jb->bias[r + i] : 0.0f);
+            }
         }
     }
 }
@@ -212,15 +221,18 @@ static void gemm_q4_task(void *ctx, int ith, int nth) {
 
 /* ---- entry points ------------------------------------------------------ */
 /* Measured crossovers (docs/kernels.md): row dots win while T is small
- * (W read once, no packing); for Q4 weights the integer tiles win from T = 4
- * to 31, the f32 tiles from T = 32 on. */
+ * (W read once, no packing; the Q row dots dequantize each block once for 4
+ * rows of x); with act_q8, the 8-bit row dots only win at T = 1 and the Q4
+ * integer tiles from T = 4 to 31. */
 int ct__matmul_path(const ct_mat *W, int T) {
-    int q4 = W->dtype == CT_DT_Q4_0 || W->dtype == CT_DT_Q4_1, p = g_force_path;
+    int q = is_q(W->dtype), q4 = W->dtype == CT_DT_Q4_0 || W->dtype == CT_DT_Q4_1, p = g_force_path;
     if (p == CT_MM_AUTO) {
-        if (q4) p = T <= CT_MM_Q4_GEMV_MAX_T ? CT_MM_GEMV_Q8 : T <= CT_MM_Q4_TILE_MAX_T ? CT_MM_GEMM_Q8 : CT_MM_GEMM;
-        else p = T <= CT_MM_GEMV_MAX_T ? CT_MM_GEMV_Q8 : CT_MM_GEMM;
+        if (q && W->act_q8 && T <= CT_MM_Q8_GEMV_MAX_T) p = CT_MM_GEMV_Q8;
+        else if (q4 && W->act_q8 && T >= CT_MM_Q4_TILE_MIN_T && T <= CT_MM_Q4_TILE_MAX_T) p = CT_MM_GEMM_Q8;
+        else p = T <= (q ? CT_MM_QF_GEMV_MAX_T : CT_MM_GEMV_MAX_T) ? CT_MM_GEMV_F32 : CT_MM_GEMM;
     }
     if (p == CT_MM_GEMM_Q8 && !q4) p = CT_MM_GEMM;
+    if (p == CT_MM_GEMV_Q8 && !q) p = CT_MM_GEMV_F32; /* float weights: x stays f32 */
     return p;
 }
 /* Scratch bytes per thread for a path (slot 0 also holds the quantized x). */
@@ -229,14 +241,16 @@ static size_t work_bytes(const ct_mat *W, int path, int T, int nth) {
         size_t tp = (size_t)pad_t(T);
         return sizeof(float) * (tp * CT_MM_KC + (size_t)CT_MM_MR * CT_MM_KC + (size_t)GEMM_RCH * tp);
     }
-    if (path == CT_MM_GEMV_F32 && is_q(W->dtype)) return sizeof(float) * (size_t)GEMV_ROWS * W->cols;
     if (path == CT_MM_GEMM_Q8) return ct__xq4t_bytes(W->cols / 32);
     return 0;
 }
+/* Bytes per row of x of what is computed from x before the tasks: x
+ * quantized (the 8-bit paths), or its block sums (GEMV_F32 on Q types). */
 static size_t xq_row_bytes(const ct_mat *W, int path) {
     /* GEMM_Q8: whole K blocks of Q4_KP pairs, the last one padded */
     if (path == CT_MM_GEMM_Q8) return (size_t)((W->cols / 32 + 1) / 2 + Q4_KP - 1) / Q4_KP * Q4_KP * 128;
-    return path == CT_MM_GEMV_Q8 && is_q(W->dtype) ? ct__xq8_bytes(W->cols / 32) : 0;
+    if (path == CT_MM_GEMV_F32) return is_q(W->dtype) ? sizeof(float) * (size_t)(W->cols / 32) : 0;
+    return path == CT_MM_GEMV_Q8 ? ct__xq8_bytes(W->cols / 32) : 0; /* GEMV_Q8: Q types only */
 }
 static size_t xq_bytes(const ct_mat *W, int T, int path) { return xq_row_bytes(W, path) * (size_t)T; }
 
@@ -249,7 +263,7 @@ size_t ct__matmul_scratch(const ct_mat *W, int T) {
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
     if (T <= 0 || W->rows <= 0) return;
     int path = ct__matmul_path(W, T), nth = ct__pool_size(pool);
-    job jb = {y, x, W, bias, T, path, NULL, 0, pool, work_bytes(W, path, T, nth)};
+    job jb = {y, x, W, bias, T, path, NULL, 0, NULL, pool, work_bytes(W, path, T, nth)};
     size_t xqb = xq_bytes(W, T, path);
     /* Grow every thread's scratch now, while no task runs. Slot 0 holds the
      * quantized x after its own work area. */
@@ -264,10 +278,15 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
     if (xqb) {
         uint8_t *xq = (uint8_t *)ct__pool_scratch(pool, 0, jb.work_bytes + xqb) + jb.work_bytes;
         jb.xq_row = xq_row_bytes(W, path);
-        jb.xq = xq;
-        if (path == CT_MM_GEMM_Q8) {
+        if (path == CT_MM_GEMV_F32) { /* block sums, (T, cols/32) */
+            float *xs = (float *)xq;
+            for (int t = 0; t < T; t++) ct__x_block_sums(x + (size_t)t * W->cols, W->cols, xs + (size_t)t * (W->cols / 32));
+            jb.xs = xs;
+        } else if (path == CT_MM_GEMM_Q8) {
+            jb.xq = xq;
             ct__pool_run(pool, quant_q4t_task, &jb); /* x rows split over the threads */
         } else {
+            jb.xq = xq;
             for (int t = 0; t < T; t++)
                 ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
         }

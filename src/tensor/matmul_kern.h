@@ -1,6 +1,6 @@
 /* src/tensor/matmul_kern.h — the kernels behind ct__matmul (ops.h), shared by
- * matmul.c (driver: threading, tiling, dispatch), matmul_x86.c (AVX2/FMA/F16C
- * kernels, with a scalar build when those are missing) and matmul_ref.c
+ * matmul.c (driver: threading, tiling, dispatch), matmul_x86.c (AVX-512 and
+ * AVX2/FMA/F16C kernels, with a scalar build when those are missing) and matmul_ref.c
  * (scalar `_ref` twins, the definitions the tests hold the fast ones to).
  * Internal to src/tensor and to the matmul tests/benchmark. */
 #ifndef CT_TENSOR_MATMUL_KERN_H
@@ -53,6 +53,13 @@ float ct__quant_block_q8(const float *v, int8_t *q, int *sum);
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n);
 /* out[i] = W[r0+i, :] . x for i < nr; F32/F16/BF16 weights, x (cols,) f32. */
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out);
+/* xs (n/32,) = sums of x (n,) over each 32-block; n % 32 == 0. */
+void ct__x_block_sums(const float *x, int n, float *xs);
+/* out[t*nr + i] = W[r0+i, :] . x_t for i < nr, t < nt; Q8_0/Q4_0/Q4_1
+ * weights dequantized in registers (once for all nt rows of x), x (nt, cols)
+ * f32: the f32 dot of the dequantized row up to the order of summation.
+ * xs (nt, cols/32): x's block sums (ct__x_block_sums), for Q4_1's +m. */
+void ct__dot_rows_qf(const ct_mat *W, int r0, int nr, int nt, const float *x, const float *xs, float *out);
 /* Same for Q8_0/Q4_0/Q4_1 weights against x quantized for W->dtype. */
 void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out);
 /* out (n,) = W[r, k0 : k0+n] as f32; for Q types k0 and n multiples of 32. */
@@ -66,13 +73,16 @@ void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst);
  * stay in L1 across the panels; packing it measured 15% slower). */
 void ct__gemm_tile(int mr, int nc, int kc, const float *A, int lda, const float *P,
                    float *C, int ldc, const float *bias, int accumulate);
-/* Which ISA the fast kernels were built for ("avx2+fma+f16c" or "scalar"). */
+/* Which ISA the fast kernels were built for ("avx512+avx2+fma+f16c",
+ * "avx2+fma+f16c" or "scalar"). */
 const char *ct__matmul_isa(void);
 
 /* ---- scalar twins (matmul_ref.c) --------------------------------------- */
 float ct__quant_block_q8_ref(const float *v, int8_t *q, int *sum);
 void ct__quantize_x_q8_ref(const float *x, ct_dtype wt, void *out, int n);
 void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *out);
+void ct__x_block_sums_ref(const float *x, int n, float *xs);
+void ct__dot_rows_qf_ref(const ct_mat *W, int r0, int nr, int nt, const float *x, const float *xs, float *out);
 void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *out);
 void ct__dequant_range_ref(const ct_mat *W, int r, int k0, int n, float *out);
 void ct__gemm_tile_ref(int mr, int nc, int kc, const float *A, int lda, const float *P,
@@ -92,21 +102,32 @@ void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq,
 
 /* ---- driver knobs (matmul.c), for tests and the benchmark --------------- */
 enum {
-    CT_MM_AUTO = 0,   /* pick by dtype and T (default) */
-    CT_MM_GEMV_Q8,    /* row dots; Q types against 8-bit-quantized x */
-    CT_MM_GEMV_F32,   /* row dots; Q types dequantized to f32 in L1 first */
+    CT_MM_AUTO = 0,   /* pick by dtype, W->act_q8 and T (default) */
+    CT_MM_GEMV_Q8,    /* row dots; Q types against 8-bit-quantized x (others: GEMV_F32) */
+    CT_MM_GEMV_F32,   /* row dots against f32 x; Q types dequantized in registers */
     CT_MM_GEMM,       /* dequantize tiles + register-blocked micro-kernel */
     CT_MM_GEMM_Q8     /* Q4_0/Q4_1: integer tiles against 8-bit x (others: GEMM) */
 };
 /* Force a path for every later ct__matmul call (process-wide, not thread-safe;
- * tests and benchmarks only). Returns the previous setting. */
+ * tests and benchmarks only; a forced path ignores W->act_q8). Returns the
+ * previous setting. */
 int ct__matmul_force_path(int path);
 /* The path AUTO takes (or the forced one, as it applies to W's dtype). */
 int ct__matmul_path(const ct_mat *W, int T);
-/* AUTO: row dots up to these T; Q4 integer tiles up to CT_MM_Q4_TILE_MAX_T;
- * f32 tiles beyond. */
+/* AUTO on f32 x (F32/F16/BF16, and Q types without act_q8): row dots up to
+ * CT_MM_GEMV_MAX_T (Q types: CT_MM_QF_GEMV_MAX_T), f32 tiles beyond.
+ * AUTO, Q types with act_q8: 8-bit row dots up to CT_MM_Q8_GEMV_MAX_T, Q4
+ * integer tiles for CT_MM_Q4_TILE_MIN_T..CT_MM_Q4_TILE_MAX_T, else as on f32
+ * x (where the f32 kernels are as fast, they are taken: exact for free).
+ * Measured crossovers (AMD Zen 4, 2 threads, SmolLM2 shapes): docs/kernels.md. */
 #define CT_MM_GEMV_MAX_T 8
-#define CT_MM_Q4_GEMV_MAX_T 3
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define CT_MM_QF_GEMV_MAX_T 10
+#else
+#define CT_MM_QF_GEMV_MAX_T 8 /* the AVX2 kernels: more work per row of x */
+#endif
+#define CT_MM_Q8_GEMV_MAX_T 1
+#define CT_MM_Q4_TILE_MIN_T 4
 #define CT_MM_Q4_TILE_MAX_T 31
 
 /* C (M, N) = A (M, K) @ B (N, K)^T with OpenBLAS when built with it (threads

@@ -86,6 +86,20 @@ void ct__dot_rows_f_ref(const ct_mat *W, int r0, int nr, const float *x, float *
     }
 }
 
+void ct__x_block_sums_ref(const float *x, int n, float *xs) {
+    for (int b = 0; b < n / 32; b++) {
+        float s = 0.0f;
+        for (int j = 0; j < 32; j++) s += x[32 * (size_t)b + j];
+        xs[b] = s;
+    }
+}
+
+/* The definition: dequantize, then dot in column order (xs is not needed). */
+void ct__dot_rows_qf_ref(const ct_mat *W, int r0, int nr, int nt, const float *x, const float *xs, float *out) {
+    (void)xs;
+    for (int t = 0; t < nt; t++) ct__dot_rows_f_ref(W, r0, nr, x + (size_t)t * W->cols, out + (size_t)t * nr);
+}
+
 /* Per block: an exact integer dot of the stored codes with x's codes, scaled
  * once: Q8_0 dw*dx*sum(w*q); Q4_0 dw*dx*sum((n-8)*q); Q4_1 dw*dx*sum(n*q) + m*s. */
 void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *out) {

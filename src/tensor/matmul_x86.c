@@ -1,4 +1,4 @@
-/* src/tensor/matmul_x86.c — AVX2 + FMA + F16C matmul kernels (see
+/* src/tensor/matmul_x86.c — AVX2 + FMA + F16C (and some AVX-512) matmul kernels (see
  * matmul_kern.h for each contract; matmul_ref.c holds the scalar twins).
  *
  * - Row dots (decode, T small): W streamed once in its stored dtype and
@@ -7,12 +7,15 @@
  *   unsigned codes (Q4: nibbles 0..15; Q8_0: |w| with x's sign moved over by
  *   vpsignb) times signed x codes, then one float FMA per block. The Q4
  *   offsets (-8, +m) come out of x's precomputed block sums (ct__xq8.s).
+ * - Row dots on f32 x for the Q types (the exact default): each block
+ *   dequantized in registers, AVX-512 (F/BW/VL) or AVX2 (see "Q rows on f32
+ *   x" below).
  * - Prompt processing (T > 3): a 6x16 register-blocked FMA micro-kernel over a
  *   K block of a packed W panel (16 rows transposed to k-major), BLIS style.
  *
- * Left out: AVX-512 (the development machine, a Zen 3, has none, so such
- * kernels could not be tested here), ARM NEON. Without AVX2/FMA/F16C at
- * compile time every function forwards to its scalar twin. */
+ * Left out: AVX-512 versions of the other kernels (the 8-bit-x dots, the
+ * tiles: written for a Zen 3 without AVX-512), ARM NEON. Without
+ * AVX2/FMA/F16C at compile time every function forwards to its scalar twin. */
 #include <string.h>
 #include "core/internal.h"
 #include "tensor/matmul_kern.h"
@@ -20,7 +23,6 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
-const char *ct__matmul_isa(void) { return "avx2+fma+f16c"; }
 
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -141,6 +143,313 @@ DEF_DOT_F(dot_f32, ld_f32, 4, sc_f32)
 DEF_DOT_F(dot_f16, ld_f16, 2, sc_f16)
 DEF_DOT_F(dot_bf16, ld_bf16, 2, sc_bf16)
 
+/* ---- Q rows on f32 x: dequantized in registers ------------------------- */
+/* W rows . f32 x rows without an L1 copy of W: each 32-block is widened in
+ * registers and meets NT rows of x at once, R rows of W per pass so the x
+ * loads are shared. The weight values are the reference dequantization's;
+ * only the order of summation differs (and Q4_1's +m, applied as m times the
+ * block sums xs of x, once per 16 blocks).
+ * AVX-512: Q4 nibbles -> floats by vpermps from a 16-entry table of the
+ * block's values (d*(n-8), or d*n for Q4_1), built with one multiply per
+ * block: a block costs vpmovzxbd, vpsrld, that multiply, 2 vpermps, then 2
+ * FMA per row of x. Q8_0: vpmovsxbd + vcvtdq2ps; for one row of x
+ * d * (q_lo . x_lo + q_hi . x_hi), for more the values d*q first. The f16
+ * scales of 16 blocks are picked out of the rows' bytes by word/dword
+ * permutes (a gather costs more), then broadcast from memory per block.
+ * AVX2: nibbles by and/shift + vcvtdq2ps; for one row of x
+ * d * (n . x) + c * xs (c = -8d or m), for more the values d*n + c first;
+ * scales one block at a time. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define CT_MM_AVX512 1
+#define DOTF_PF_BYTES 3072 /* see dotf_rows */
+static inline __m512i ld64(const uint8_t *p) { return _mm512_loadu_si512((const void *)p); }
+
+/* d of the 16 Q8_0 blocks at w (544 bytes; the loads read the first 512):
+ * d_b is word 17b, 4 blocks per pair of zmm. */
+static inline void scales16_q8_0(const uint8_t *w, float *d) {
+    static const int16_t ix[32] = {0, 17, 34, 51, 4, 21, 38, 55, 8, 25, 42, 59, 12, 29, 46, 63};
+    const __m512i idx = _mm512_loadu_si512((const void *)ix);
+    __m512i r = _mm512_permutex2var_epi16(ld64(w), idx, ld64(w + 64));
+    r = _mm512_mask_blend_epi16(0x00F0, r, _mm512_permutex2var_epi16(ld64(w + 128), idx, ld64(w + 192)));
+    r = _mm512_mask_blend_epi16(0x0F00, r, _mm512_permutex2var_epi16(ld64(w + 256), idx, ld64(w + 320)));
+    r = _mm512_mask_blend_epi16(0xF000, r, _mm512_permutex2var_epi16(ld64(w + 384), idx, ld64(w + 448)));
+    _mm512_storeu_ps(d, _mm512_cvtph_ps(_mm512_castsi512_si256(r)));
+}
+/* Q4_0 (288 bytes): d_b is word 9b: blocks 0-7, 8-14, 15. */
+static inline void scales16_q4_0(const uint8_t *w, float *d) {
+    static const int16_t ix[32] = {0, 9, 18, 27, 36, 45, 54, 63, 8, 17, 26, 35, 44, 53, 62, 7};
+    const __m512i idx = _mm512_loadu_si512((const void *)ix);
+    __m512i r = _mm512_permutex2var_epi16(ld64(w), idx, ld64(w + 64));
+    r = _mm512_mask_blend_epi16(0x7F00, r, _mm512_permutex2var_epi16(ld64(w + 128), idx, ld64(w + 192)));
+    __m512i tail = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(w + 256)));
+    r = _mm512_mask_blend_epi16(0x8000, r, _mm512_permutexvar_epi16(idx, tail));
+    _mm512_storeu_ps(d, _mm512_cvtph_ps(_mm512_castsi512_si256(r)));
+}
+/* Q4_1 (320 bytes): (d, m) is dword 5b: blocks 0-6, 7-12, 13-15. m is
+ * returned as a vector (lane = block), for m . xs. */
+static inline __m512 scales16_q4_1(const uint8_t *w, float *d) {
+    static const int32_t ix[16] = {0, 5, 10, 15, 20, 25, 30, 3, 8, 13, 18, 23, 28, 1, 6, 11};
+    const __m512i idx = _mm512_loadu_si512((const void *)ix);
+    __m512i r = _mm512_permutex2var_epi32(ld64(w), idx, ld64(w + 64));
+    r = _mm512_mask_blend_epi32(0x1F80, r, _mm512_permutex2var_epi32(ld64(w + 128), idx, ld64(w + 192)));
+    r = _mm512_mask_blend_epi32(0xE000, r, _mm512_permutexvar_epi32(idx, ld64(w + 256)));
+    _mm512_storeu_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(r)));
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+}
+
+/* R rows (rb bytes apart) of Q8_0 at w . NT rows of x (ldx floats apart),
+ * nb blocks: out[t * ldo + r]. */
+static inline __attribute__((always_inline)) void dotf_q8_0(const uint8_t *w, size_t rb, const float *x, size_t ldx,
+                                                            int nb, const int R, const int NT, float *out, int ldo) {
+    __m512 acc[4][4];
+    float ds[4][16];
+    const size_t pf = R * rb >= DOTF_PF_BYTES ? R * rb : 0; /* see dotf_rows */
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b += 16) {
+        const int n = nb - b < 16 ? nb - b : 16;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wb = w + r * rb + 34 * (size_t)b;
+            if (n == 16) scales16_q8_0(wb, ds[r]);
+            else for (int i = 0; i < n; i++) ds[r][i] = f16(wb + 34 * i);
+        }
+        for (int i = 0; i < n; i++) {
+            const float *xb = x + 32 * (size_t)(b + i);
+            /* one row of x: loaded once for the R rows; more: as memory
+             * operands (in registers they were spilled, 1.6x slower) */
+            const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *q = w + r * rb + 34 * (size_t)(b + i) + 2;
+                if (pf) _mm_prefetch((const char *)q + pf, _MM_HINT_T0); /* the next rows, same columns */
+                __m512 ql = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
+                __m512 qh = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))));
+                const __m512 d = _mm512_set1_ps(ds[r][i]);
+                if (NT == 1) {
+                    __m512 p = _mm512_fmadd_ps(qh, x1, _mm512_mul_ps(ql, x0));
+                    acc[r][0] = _mm512_fmadd_ps(p, d, acc[r][0]);
+                } else {
+                    ql = _mm512_mul_ps(ql, d);
+                    qh = _mm512_mul_ps(qh, d);
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) {
+                        acc[r][t] = _mm512_fmadd_ps(ql, _mm512_loadu_ps(xb + t * ldx), acc[r][t]);
+                        acc[r][t] = _mm512_fmadd_ps(qh, _mm512_loadu_ps(xb + t * ldx + 16), acc[r][t]);
+                    }
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[t * ldo + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* R rows of Q4_0 (q41 = 0, 18-byte blocks) or Q4_1 (20) at w . NT rows of x;
+ * xs: their block sums (nb apart), for Q4_1's m. */
+static inline __attribute__((always_inline)) void dotf_q4(const uint8_t *w, size_t rb, const float *x, size_t ldx,
+                                                          const float *xs, int nb, const int R, const int NT,
+                                                          const int q41, float *out, int ldo) {
+    const int BB = q41 ? 20 : 18, qo = q41 ? 4 : 2;
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 nv = q41 ? iota : _mm512_sub_ps(iota, _mm512_set1_ps(8.0f)); /* n, or n - 8 */
+    __m512 acc[4][4];
+    float ds[4][16];
+    const size_t pf = R * rb >= DOTF_PF_BYTES ? R * rb : 0; /* see dotf_rows */
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b += 16) {
+        const int n = nb - b < 16 ? nb - b : 16;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wb = w + r * rb + BB * (size_t)b;
+            if (n == 16 && q41) { /* m . xs with lane = block */
+                __m512 m = scales16_q4_1(wb, ds[r]);
+                for (int t = 0; t < NT; t++)
+                    acc[r][t] = _mm512_fmadd_ps(m, _mm512_loadu_ps(xs + (size_t)t * nb + b), acc[r][t]);
+            } else if (n == 16) {
+                scales16_q4_0(wb, ds[r]);
+            } else { /* the last < 16 blocks: scalar scales (a vector built in memory would stall) */
+                for (int i = 0; i < n; i++) ds[r][i] = f16(wb + BB * i);
+                for (int t = 0; t < NT && q41; t++) {
+                    float s = 0.0f;
+                    for (int i = 0; i < n; i++) s += f16(wb + BB * i + 2) * xs[(size_t)t * nb + b + i];
+                    acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_zextps128_ps512(_mm_set_ss(s)));
+                }
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            const float *xb = x + 32 * (size_t)(b + i);
+            const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16); /* as for Q8_0 */
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *q = w + r * rb + BB * (size_t)(b + i) + qo;
+                if (pf) _mm_prefetch((const char *)q + pf, _MM_HINT_T0); /* the next rows, same columns */
+                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)); /* vpermps reads bits 0-3 */
+                __m512 tb = _mm512_mul_ps(nv, _mm512_set1_ps(ds[r][i]));
+                __m512 wl = _mm512_permutexvar_ps(v, tb), wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tb);
+                if (NT == 1) {
+                    acc[r][0] = _mm512_fmadd_ps(wl, x0, acc[r][0]);
+                    acc[r][0] = _mm512_fmadd_ps(wh, x1, acc[r][0]);
+                    continue;
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    acc[r][t] = _mm512_fmadd_ps(wl, _mm512_loadu_ps(xb + t * ldx), acc[r][t]);
+                    acc[r][t] = _mm512_fmadd_ps(wh, _mm512_loadu_ps(xb + t * ldx + 16), acc[r][t]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[t * ldo + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+#define DOTF_ROWS 4 /* rows of W per pass (one x row; 2 for more) */
+
+void ct__x_block_sums(const float *x, int n, float *xs) {
+    for (int b = 0; b < n / 32; b++)
+        xs[b] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + 32 * (size_t)b), _mm512_loadu_ps(x + 32 * (size_t)b + 16)));
+}
+
+#else /* AVX2 */
+
+/* R rows (rb bytes apart) of Q8_0 at w . NT rows of x: out[t * ldo + r]. */
+static inline __attribute__((always_inline)) void dotf_q8_0(const uint8_t *w, size_t rb, const float *x, size_t ldx,
+                                                            int nb, const int R, const int NT, float *out, int ldo) {
+    __m256 acc[2][4];
+    const size_t pf = R * rb; /* see dotf_rows */
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + 32 * (size_t)b;
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * rb + 34 * (size_t)b, *q = blk + 2;
+            if (pf) _mm_prefetch((const char *)q + pf, _MM_HINT_T0);
+            const __m256 d = _mm256_set1_ps(f16(blk));
+            __m256 qv[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                qv[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k))));
+            if (NT == 1) {
+                __m256 p = _mm256_fmadd_ps(qv[1], _mm256_loadu_ps(xb + 8), _mm256_mul_ps(qv[0], _mm256_loadu_ps(xb)));
+                __m256 p2 = _mm256_fmadd_ps(qv[3], _mm256_loadu_ps(xb + 24), _mm256_mul_ps(qv[2], _mm256_loadu_ps(xb + 16)));
+                acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(p, p2), d, acc[r][0]);
+                continue;
+            }
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) qv[k] = _mm256_mul_ps(qv[k], d);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) acc[r][t] = _mm256_fmadd_ps(qv[k], _mm256_loadu_ps(xb + t * ldx + 8 * k), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[t * ldo + r] = hsum8(acc[r][t]);
+}
+
+/* R rows of Q4_0 (q41 = 0) or Q4_1 at w . NT rows of x. One row of x:
+ * d * (n . x) + c * xs[b] per block, c = -8d or m. More: the values
+ * w = d*n + c' first (c' = -8d, exact: d*(n-8) in one rounding as the
+ * reference; Q4_1: c' = 0 and m * xs[b] as for one row). */
+static inline __attribute__((always_inline)) void dotf_q4(const uint8_t *w, size_t rb, const float *x, size_t ldx,
+                                                          const float *xs, int nb, const int R, const int NT,
+                                                          const int q41, float *out, int ldo) {
+    const int BB = q41 ? 20 : 18, qo = q41 ? 4 : 2;
+    const __m256i m15 = _mm256_set1_epi32(15);
+    const size_t pf = R * rb; /* see dotf_rows */
+    __m256 acc[2][4];
+    float cacc[2][4] = {{0}}; /* the c * xs terms */
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + 32 * (size_t)b;
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * rb + BB * (size_t)b, *q = blk + qo;
+            if (pf) _mm_prefetch((const char *)q + pf, _MM_HINT_T0);
+            const float d = f16(blk), c = q41 ? f16(blk + 2) : -8.0f * d;
+            __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));       /* bytes 0-7 */
+            __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8))); /* bytes 8-15 */
+            __m256 wv[4] = {_mm256_cvtepi32_ps(_mm256_and_si256(v0, m15)), _mm256_cvtepi32_ps(_mm256_and_si256(v1, m15)),
+                            _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4))};
+            const __m256 dv = _mm256_set1_ps(d);
+            if (NT == 1) {
+                __m256 p = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xb + 8), _mm256_mul_ps(wv[0], _mm256_loadu_ps(xb)));
+                __m256 p2 = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xb + 24), _mm256_mul_ps(wv[2], _mm256_loadu_ps(xb + 16)));
+                acc[r][0] = _mm256_fmadd_ps(_mm256_add_ps(p, p2), dv, acc[r][0]);
+                cacc[r][0] += c * xs[b];
+                continue;
+            }
+            const __m256 cv = _mm256_set1_ps(q41 ? 0.0f : c);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) wv[k] = _mm256_fmadd_ps(wv[k], dv, cv);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                if (q41) cacc[r][t] += c * xs[(size_t)t * nb + b];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) acc[r][t] = _mm256_fmadd_ps(wv[k], _mm256_loadu_ps(xb + t * ldx + 8 * k), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[t * ldo + r] = hsum8(acc[r][t]) + cacc[r][t];
+}
+#define DOTF_ROWS 2
+
+void ct__x_block_sums(const float *x, int n, float *xs) {
+    for (int b = 0; b < n / 32; b++) {
+        const float *v = x + 32 * (size_t)b;
+        xs[b] = hsum8(_mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(v), _mm256_loadu_ps(v + 8)),
+                                    _mm256_add_ps(_mm256_loadu_ps(v + 16), _mm256_loadu_ps(v + 24))));
+    }
+}
+#endif
+
+/* One kernel call: R rows at w against NT rows of x. */
+static inline __attribute__((always_inline)) void dotf_call(ct_dtype dt, const uint8_t *w, size_t rb, const float *x,
+                                                            int cols, const float *xs, const int R, const int NT,
+                                                            float *out, int ldo) {
+    const int nb = cols / 32;
+    if (dt == CT_DT_Q8_0) dotf_q8_0(w, rb, x, (size_t)cols, nb, R, NT, out, ldo);
+    else dotf_q4(w, rb, x, (size_t)cols, xs, nb, R, NT, dt == CT_DT_Q4_1, out, ldo);
+}
+
+/* Rows [r0, r0+nr) against NT rows of x: R at a time, then one. R rows read
+ * side by side can defeat the hardware prefetcher (576x1536 Q4 ran at half
+ * speed), so the kernels prefetch the next R rows at the columns they read:
+ * with AVX-512 only once the R rows span DOTF_PF_BYTES (shorter ones ran
+ * faster without), with AVX2 always (measured on Zen 4, docs/kernels.md). */
+static inline __attribute__((always_inline)) void dotf_rows(const ct_mat *W, int r0, int nr, const float *x,
+                                                            const float *xs, const int NT, float *out, int ldo) {
+    const int R = NT == 1 ? DOTF_ROWS : 2;
+    const size_t rb = W->row_bytes;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * rb;
+    int i = 0;
+    for (; i + R <= nr; i += R, w += R * rb) dotf_call(W->dtype, w, rb, x, W->cols, xs, R, NT, out + i, ldo);
+    for (; i < nr; i++, w += rb) dotf_call(W->dtype, w, rb, x, W->cols, xs, 1, NT, out + i, ldo);
+}
+
+void ct__dot_rows_qf(const ct_mat *W, int r0, int nr, int nt, const float *x, const float *xs, float *out) {
+    if (W->dtype != CT_DT_Q8_0 && W->dtype != CT_DT_Q4_0 && W->dtype != CT_DT_Q4_1) {
+        ct__dot_rows_qf_ref(W, r0, nr, nt, x, xs, out);
+        return;
+    }
+    const int cols = W->cols, nb = cols / 32;
+    for (int t = 0; t < nt;) { /* 4 rows of x at a time, then the 1-3 left */
+        int k = nt - t >= 4 ? 4 : nt - t;
+        const float *xt = x + (size_t)t * cols, *st = xs + (size_t)t * nb;
+        float *o = out + (size_t)t * nr;
+        switch (k) {
+        case 4: dotf_rows(W, r0, nr, xt, st, 4, o, nr); break;
+        case 3: dotf_rows(W, r0, nr, xt, st, 3, o, nr); break;
+        case 2: dotf_rows(W, r0, nr, xt, st, 2, o, nr); break;
+        default: dotf_rows(W, r0, nr, xt, st, 1, o, nr); break;
+        }
+        t += k;
+    }
+}
+
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) {
     switch (W->dtype) {
     case CT_DT_F32: dot_f32(W, r0, nr, x, out); break;
@@ -149,6 +458,12 @@ void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out)
     default: ct__dot_rows_f_ref(W, r0, nr, x, out); break;
     }
 }
+
+#if defined(CT_MM_AVX512)
+const char *ct__matmul_isa(void) { return "avx512+avx2+fma+f16c"; }
+#else
+const char *ct__matmul_isa(void) { return "avx2+fma+f16c"; }
+#endif
 
 /* ---- quantized row dots ------------------------------------------------ */
 static inline uint16_t u16at(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
@@ -407,6 +722,10 @@ float ct__quant_block_q8(const float *v, int8_t *q, int *sum) { return ct__quant
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n) { ct__quantize_x_q8_ref(x, wt, out, n); }
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out) { ct__dot_rows_f_ref(W, r0, nr, x, out); }
 void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out) { ct__dot_rows_q_ref(W, r0, nr, xq, out); }
+void ct__dot_rows_qf(const ct_mat *W, int r0, int nr, int nt, const float *x, const float *xs, float *out) {
+    ct__dot_rows_qf_ref(W, r0, nr, nt, x, xs, out);
+}
+void ct__x_block_sums(const float *x, int n, float *out) { ct__x_block_sums_ref(x, n, out); }
 void ct__dequant_range(const ct_mat *W, int r, int k0, int n, float *out) { ct__dequant_range_ref(W, r, k0, n, out); }
 void ct__pack_panel(const float *src, int ld, int nr, int kc, float *dst) {
     for (int k = 0; k < kc; k++)

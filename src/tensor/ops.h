@@ -37,14 +37,20 @@ typedef struct {
     int cols;         /* in features (multiple of 32 for Q types) */
     const void *data; /* row-major, rows * row_bytes */
     size_t row_bytes;
+    uint8_t act_q8;   /* Q8_0/Q4_0/Q4_1: ct__matmul may quantize x to 8 bits
+                         (llama.cpp's way: faster, not exact); 0 (what a
+                         zeroed ct_mat has): x stays f32, results match an
+                         f32 product of the dequantized matrix */
 } ct_mat;
 
 /* Dequantize row r of W into out (cols,). */
 void ct__mat_row_f32(const ct_mat *W, int r, float *out);
 
 /* y (T, rows) = x (T, cols) @ W^T (+ bias (rows,) if non-NULL).
- * Threads split the output columns; for T > 1 W is dequantized a tile at a time
- * and reused across the T rows. Allocates nothing (uses ct__matmul_scratch). */
+ * Threads split the output columns; for small T each W row is dequantized in
+ * registers and dotted with x in f32, for larger T W is dequantized a tile at
+ * a time and reused across the T rows. With W->act_q8 set, Q types may run on
+ * x quantized to 8 bits instead. Allocates nothing (uses ct__matmul_scratch). */
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool);
 /* Scalar reference of the same (single-threaded). */
 void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias, int T);

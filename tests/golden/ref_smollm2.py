@@ -67,7 +67,7 @@ def main():
     open(f"{a.out}/plain_0.txt", "w").write(greedy(ids, 32, None) + "\n")
 
     # perplexity over ctune's ids (the id comparison is separate: text_ids.txt)
-    raw = open(a.text, encoding="utf-8").read()
+    raw = open(a.text, encoding="utf-8", newline="").read()  # keep the CRLFs
     open(f"{a.out}/text_ids.txt", "w").write(
         " ".join(map(str, tok(raw, add_special_tokens=False).input_ids)) + "\n")
     ids = [int(t) for t in open(a.text + ".ids").read().split()]

@@ -10,7 +10,13 @@
  *   Q8 path  x is rounded to 8 bits per 32-block, so the bound is
  *            sum_b (amax_b/254) sum_{j in b} |w_ij| (the exact worst case of
  *            the rounding), times 1.01, plus TOL_F32 * A_i.
- * Kernel twins: integer block dots exactly, floats within TOL_F32. */
+ *   TOL_QF   the fused Q row dots on f32 x (ct__dot_rows_qf) against the
+ *            double-precision dot of the decoded row: 1e-6, f32-level (the
+ *            worst seen is 5e-7, Q4_1's m * sum(x) on one block; an 8-bit
+ *            rounding of x costs ~4e-3, a wrong element ~1/n).
+ * Kernel twins: integer block dots exactly, floats within TOL_F32.
+ * Path selection: with W->act_q8 = 0 (the default) AUTO never takes an
+ * 8-bit-x path, so AUTO is held to TOL_F32; with act_q8 = 1 it may. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,6 +26,7 @@
 #include "tensor/quant.h"
 
 #define TOL_F32 1e-5
+#define TOL_QF 1e-6
 #define Q8_SLACK 1.01
 
 static uint64_t rng = 88172645463325252ull;
@@ -34,7 +41,7 @@ static int is_q4(ct_dtype t) { return t == CT_DT_Q4_0 || t == CT_DT_Q4_1; }
 
 /* A random (rows, cols) matrix stored as dt; *wf gets its decoded f32 values. */
 static ct_mat make_mat(ct_dtype dt, int rows, int cols, float **wf) {
-    ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt)};
+    ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt), 0};
     uint8_t *data = malloc(W.row_bytes * rows); /* no slack: ASan sees overreads */
     float *row = malloc(sizeof(float) * cols);
     *wf = malloc(sizeof(float) * (size_t)rows * cols);
@@ -111,14 +118,17 @@ static void check_case(ct_dtype dt, int rows, int cols, int T, ct_pool **pools) 
         double wr = worst(y, &e, T * rows, 0);
         if (!(wr <= 1.0)) fprintf(stderr, "  ref %s %dx%d T=%d bias=%d: %.3g\n", ct_dtype_name(dt), rows, cols, T, b, wr);
         CHECK(wr <= 1.0);
-        static const int paths[] = {CT_MM_AUTO, CT_MM_GEMV_Q8, CT_MM_GEMV_F32, CT_MM_GEMM, CT_MM_GEMM_Q8};
-        for (int pi = 0; pi < 5; pi++) {
+        /* every forced path, AUTO on f32 x (act_q8 = 0) and AUTO with act_q8 = 1 */
+        static const int paths[] = {CT_MM_AUTO, CT_MM_GEMV_Q8, CT_MM_GEMV_F32, CT_MM_GEMM, CT_MM_GEMM_Q8, CT_MM_AUTO};
+        for (int pi = 0; pi < 6; pi++) {
             int path = paths[pi];
             if (path == CT_MM_GEMV_Q8 || path == CT_MM_GEMV_F32) if (T > 40) continue; /* slow and covered */
+            W.act_q8 = pi == 5;
             int old = ct__matmul_force_path(path);
             path = ct__matmul_path(&W, T);
             /* paths on 8-bit x: the Q types' row dots and the Q4 tiles */
             int q8 = (is_q(dt) && path == CT_MM_GEMV_Q8) || path == CT_MM_GEMM_Q8;
+            CHECK(pi != 0 || !q8); /* AUTO without act_q8: x stays f32 */
             for (int p = 0; p < 3; p++) {
                 for (size_t i = 0; i < (size_t)T * rows; i++) y[i] = NAN;
                 ct__matmul(y, x, &W, bs, T, pools[p]);
@@ -131,6 +141,7 @@ static void check_case(ct_dtype dt, int rows, int cols, int T, ct_pool **pools) 
             }
             ct__matmul_force_path(old);
         }
+        W.act_q8 = 0;
         free_expect(&e);
     }
     /* ct__mat_row_f32 decodes like quant.c */
@@ -219,6 +230,86 @@ static void check_kernels(ct_dtype dt, int rows, int cols) {
     free(a); free(b); free(x); free(wf); free((void *)W.data);
 }
 
+/* ct__dot_rows_qf (and ct__x_block_sums) against the double-precision dot of
+ * the decoded rows and against its _ref twin: every row offset r0 in 0..4
+ * and count nr (so row groups start and end anywhere), nt = 1..7 rows of x
+ * (each with an outlier; one all zero). */
+static void check_dot_qf(ct_dtype dt, int rows, int cols) {
+    enum { NT = 7 };
+    float *wf, *x = make_x(NT, cols);
+    ct_mat W = make_mat(dt, rows, cols, &wf);
+    int nb = cols / 32;
+    float *xs = malloc(sizeof(float) * nb * NT), *xs2 = malloc(sizeof(float) * nb * NT);
+    float *a = malloc(sizeof(float) * rows * NT), *b = malloc(sizeof(float) * rows * NT);
+    double ws = 0.0;
+    for (int t = 0; t < NT; t++) {
+        ct__x_block_sums(x + (size_t)t * cols, cols, xs + (size_t)t * nb);
+        ct__x_block_sums_ref(x + (size_t)t * cols, cols, xs2 + (size_t)t * nb);
+    }
+    for (int k = 0; k < nb * NT; k++) {
+        double s = 0.0, sa = 0.0;
+        for (int j = 0; j < 32; j++) { s += x[32 * k + j]; sa += fabs(x[32 * k + j]); }
+        ws = fmax(ws, fmax(fabs(xs[k] - s), fabs(xs2[k] - s)) / (1e-6 * sa + 1e-30));
+    }
+    CHECK(ws <= 1.0);
+    double wr = 0.0, wt = 0.0;
+    for (int nt = 1; nt <= NT; nt++)
+        for (int r0 = 0; r0 < 5 && r0 < rows; r0++) {
+            int nr = rows - r0 - (r0 % 3); /* ends short of the last rows too */
+            if (nr < 1) nr = 1;
+            for (int i = 0; i < nr * nt; i++) a[i] = b[i] = NAN;
+            ct__dot_rows_qf(&W, r0, nr, nt, x, xs, a);
+            ct__dot_rows_qf_ref(&W, r0, nr, nt, x, xs, b);
+            for (int t = 0; t < nt; t++)
+                for (int i = 0; i < nr; i++) {
+                    const float *w = wf + (size_t)(r0 + i) * cols, *xt = x + (size_t)t * cols;
+                    double s = 0.0, sa = 0.0;
+                    for (int j = 0; j < cols; j++) { s += (double)w[j] * xt[j]; sa += fabs((double)w[j] * xt[j]); }
+                    float va = a[t * nr + i], vb = b[t * nr + i];
+                    double ea = isfinite(va) ? fabs(va - s) / (TOL_QF * sa + 1e-30) : INFINITY;
+                    double eb = isfinite(va) && isfinite(vb) ? fabs(va - vb) / (TOL_F32 * sa + 1e-30) : INFINITY;
+                    wr = fmax(wr, ea);
+                    wt = fmax(wt, eb);
+                }
+        }
+    if (!(wr <= 1.0 && wt <= 1.0))
+        fprintf(stderr, "  dot_rows_qf %s %dx%d: error %.3g of TOL_QF, %.3g of TOL_F32 vs ref\n", ct_dtype_name(dt),
+                rows, cols, wr, wt);
+    CHECK(wr <= 1.0);
+    CHECK(wt <= 1.0);
+    free(a); free(b); free(xs); free(xs2); free(x); free(wf); free((void *)W.data);
+}
+
+/* ct__matmul_path with and without act_q8, every dtype and T = 1..64. */
+static void check_path_choice(void) {
+    for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
+        ct_dtype dt = DTYPES[d];
+        ct_mat W = {dt, 64, 64, NULL, 0, 0};
+        int ok = 1;
+        for (int T = 1; T <= 64; T++) {
+            W.act_q8 = 0;
+            int p = ct__matmul_path(&W, T);
+            ok &= p == CT_MM_GEMV_F32 || p == CT_MM_GEMM; /* x stays f32 */
+            ok &= (p == CT_MM_GEMV_F32) == (T <= (is_q(dt) ? CT_MM_QF_GEMV_MAX_T : CT_MM_GEMV_MAX_T));
+            W.act_q8 = 1;
+            int q = ct__matmul_path(&W, T);
+            if (!is_q(dt)) ok &= q == p; /* act_q8 means nothing for float weights */
+            else if (T <= CT_MM_Q8_GEMV_MAX_T) ok &= q == CT_MM_GEMV_Q8;
+            else if (is_q4(dt) && T >= CT_MM_Q4_TILE_MIN_T && T <= CT_MM_Q4_TILE_MAX_T) ok &= q == CT_MM_GEMM_Q8;
+            else ok &= q == p; /* otherwise the f32-x choice */
+        }
+        /* forced paths ignore act_q8 and fall back per dtype */
+        W.act_q8 = 0;
+        int old = ct__matmul_force_path(CT_MM_GEMV_Q8);
+        ok &= ct__matmul_path(&W, 1) == (is_q(dt) ? CT_MM_GEMV_Q8 : CT_MM_GEMV_F32);
+        ct__matmul_force_path(CT_MM_GEMM_Q8);
+        ok &= ct__matmul_path(&W, 9) == (is_q4(dt) ? CT_MM_GEMM_Q8 : CT_MM_GEMM);
+        ct__matmul_force_path(old);
+        if (!ok) fprintf(stderr, "  path choice wrong for %s\n", ct_dtype_name(dt));
+        CHECK(ok);
+    }
+}
+
 /* pack + micro-kernel against the naive loops, all mr/nc/accumulate/bias. */
 static void check_gemm_tile(void) {
     enum { KC = 37, LD = 41 };
@@ -264,6 +355,15 @@ int main(void) {
     }
 
     check_gemm_tile();
+    check_path_choice();
+    /* the fused Q row dots: block counts around the 16-block step (1, 3, 15,
+     * 16, 17, 31, 33, 48, 49), rows around the 4-row step */
+    static const int qf_nb[] = {1, 3, 15, 16, 17, 31, 33, 48, 49};
+    static const int qf_rows[] = {1, 3, 4, 7, 13};
+    for (size_t d = 3; d < sizeof DTYPES / sizeof *DTYPES; d++)
+        for (size_t k = 0; k < sizeof qf_nb / sizeof *qf_nb; k++)
+            for (size_t r = 0; r < sizeof qf_rows / sizeof *qf_rows; r++)
+                check_dot_qf(DTYPES[d], qf_rows[r], 32 * qf_nb[k]);
     static const int shapes[][2] = {{1, 32}, {5, 64}, {17, 288}, {100, 768}, {133, 288}, {37, 96}};
     static const int Ts[] = {1, 2, 7, 33, 128};
     for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
@@ -280,6 +380,10 @@ int main(void) {
             check_case(DTYPES[d], 37, 172, 33, pools);
         }
     }
+    /* T = 1..40 for the Q types (every path, AUTO with and without act_q8),
+     * 17 blocks and 13 rows: group tails everywhere */
+    for (size_t d = 3; d < sizeof DTYPES / sizeof *DTYPES; d++)
+        for (int T = 1; T <= 40; T++) check_case(DTYPES[d], 13, 32 * 17, T, pools);
     /* a big-K case: several KC blocks, accumulate across them */
     check_case(CT_DT_Q4_0, 40, 1024, 9, pools);
     check_case(CT_DT_F16, 21, 800, 13, pools);
