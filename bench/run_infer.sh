@@ -119,6 +119,11 @@ for m in "${models[@]}"; do
   say "$label $dtype: ctune"
   "$BENCH" "$path" -p "$P" -n "$N" -t "$T" -r "$R" --json >"$OUT/$key.ctune.json" 2>"$OUT/$key.ctune.err" \
     || say "  ctune failed: $(tail -n1 "$OUT/$key.ctune.err")"
+  if [ "$dtype" != F32 ]; then  # quantized: also with 8-bit activations, llama.cpp's arithmetic
+    say "$label $dtype: ctune --q8-act"
+    "$BENCH" "$path" -p "$P" -n "$N" -t "$T" -r "$R" --json --q8-act >"$OUT/$key.ctune-q8.json" 2>"$OUT/$key.ctune-q8.err" \
+      || say "  ctune --q8-act failed: $(tail -n1 "$OUT/$key.ctune-q8.err")"
+  fi
   if [ $use_llama = 1 ]; then
     say "$label $dtype: llama.cpp"
     "$LB" -m "$path" -p "$P" -n "$N" -t "$T" -r "$R" -o json >"$OUT/$key.llama.json" 2>"$OUT/$key.llama.err" \
@@ -163,17 +168,19 @@ with open(os.path.join(out, "list.tsv")) as fh:
     for line in fh:
         label, dtype, path, key = line.rstrip("\n").split("\t")
         c = load(os.path.join(out, key + ".ctune.json"))
+        q = load(os.path.join(out, key + ".ctune-q8.json"))
         l = load(os.path.join(out, key + ".llama.json"))
         wmb = c["weight_bytes_per_token"] / 1e6 if c else None
         cpp, ctg = (c["pp_tok_s"], c["tg_tok_s"]) if c else (None, None)
         lpp, ltg = llama_best(l, "pp"), llama_best(l, "tg")
+        qpp, qtg = (q["pp_tok_s"], q["tg_tok_s"]) if q else (None, None)
         gbs = c["tg_gb_s"] if c else None
-        rows.append([label, dtype, f(wmb), f(cpp), f(lpp), ratio(cpp, lpp),
-                     f(ctg), f(ltg), ratio(ctg, ltg),
+        rows.append([label, dtype, f(wmb), f(cpp), f(qpp), f(lpp), ratio(cpp, lpp), ratio(qpp, lpp),
+                     f(ctg), f(qtg), f(ltg), ratio(ctg, ltg), ratio(qtg, ltg),
                      (f(gbs, "%.2f") + " (%.0f%%)" % (100 * gbs / peak)) if gbs else "-"])
 
-head = ["model", "dtype", "weight MB", "ctune pp tok/s", "llama.cpp pp tok/s", "ratio",
-        "ctune tg tok/s", "llama.cpp tg tok/s", "ratio", "tg GB/s (ctune, %% of %.0f)" % peak]
+head = ["model", "dtype", "weight MB", "ctune pp", "ctune q8 pp", "llama.cpp pp", "ratio", "q8 ratio",
+        "ctune tg", "ctune q8 tg", "llama.cpp tg", "ratio", "q8 ratio", "tg GB/s (ctune, %% of %.0f)" % peak]
 w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 def line(r):
     return "| " + " | ".join(str(x).rjust(w[i]) if i > 1 else str(x).ljust(w[i]) for i, x in enumerate(r)) + " |"
@@ -182,7 +189,9 @@ print("|" + "|".join("-" * (x + 2) for x in w) + "|")
 for r in rows:
     print(line(r))
 print()
-print("weight MB: weight bytes read per decoded token (ct_model_weight_bytes); ratio = ctune / llama.cpp;")
+print("tok/s; ctune: exact f32 activations (the default); ctune q8: --q8-act, activations quantized to 8 bits")
+print("for Q8_0/Q4_0/Q4_1 matrices as llama.cpp does; weight MB: weight bytes read per decoded token")
+print("(ct_model_weight_bytes); ratio = ctune / llama.cpp, q8 ratio = ctune q8 / llama.cpp;")
 print("(RANDOM) = random weights in the real model's shape (bench/make_models.py); '-' = failed or not run.")
 EOF
 say "results in $OUT"
