@@ -1,7 +1,7 @@
 /* cli/cmd_generate.c — `ctune generate MODEL -p PROMPT`: stream a continuation.
- * Greedy unless --temp > 0. --chat wraps the prompt in the model's chat format
- * (ChatML for models whose template uses <|im_start|>, Llama-2 [INST] style);
- * a full Jinja template engine is not part of this command. */
+ * Greedy unless --temp > 0. --chat wraps the prompt (and --system) in the
+ * model's chat format with ct_chat_render (include/ctune/chat.h: ChatML,
+ * Llama-2/Mistral [INST], Llama-3, Zephyr) and stops at its end-of-turn token. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,34 +30,6 @@ static int on_token(int32_t id, const char *piece, size_t len, void *ud) {
     fwrite(piece, 1, len, stdout);
     fflush(stdout);
     return 0;
-}
-
-/* Build the chat-formatted prompt text; returns malloc'd text or NULL (unsupported). */
-static char *chat_format(const ct_tokenizer *t, const char *user, const char *system, int *add_bos) {
-    const char *tmpl = ct_tokenizer_chat_template(t);
-    size_t cap = strlen(user) + (system ? strlen(system) : 0) + 512;
-    char *out = malloc(cap);
-    if (!out) return NULL;
-    if (ct_tokenizer_token_id(t, "<|im_start|>") >= 0 && (!tmpl || strstr(tmpl, "<|im_start|>"))) {
-        /* ChatML (Qwen2, SmolLM2). SmolLM2's template inserts its default system turn. */
-        const char *smol = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
-        if (!system && tmpl && strstr(tmpl, smol)) system = smol;
-        if (system)
-            snprintf(out, cap, "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n",
-                     system, user);
-        else
-            snprintf(out, cap, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", user);
-        *add_bos = 0;
-        return out;
-    }
-    if (tmpl && strstr(tmpl, "[INST]")) {
-        if (system) snprintf(out, cap, "[INST] <<SYS>>\n%s\n<</SYS>>\n\n%s [/INST]", system, user);
-        else snprintf(out, cap, "[INST] %s [/INST]", user);
-        *add_bos = 1;
-        return out;
-    }
-    free(out);
-    return NULL;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -102,8 +74,12 @@ int cmd_generate(int argc, char **argv) {
     int add_bos = ct_tokenizer_adds_bos(tok);
     const char *ptext = prompt;
     if (chat) {
-        text = chat_format(tok, prompt, system, &add_bos);
-        if (!text) { fprintf(stderr, "ctune generate: --chat: %s has no chat template this command knows (ChatML, [INST])\n", path); goto done; }
+        ct_chat_msg msgs[2];
+        size_t nm = 0;
+        if (system) msgs[nm++] = (ct_chat_msg){"system", system};
+        msgs[nm++] = (ct_chat_msg){"user", prompt};
+        s = ct_chat_render(tok, msgs, nm, 1, &text, &add_bos);
+        if (s != CT_OK) { cli_fail("--chat", s); goto done; }
         ptext = text;
     }
     size_t np = 0;
@@ -124,8 +100,9 @@ int cmd_generate(int argc, char **argv) {
 
     int32_t stop[2];
     int nstop = 0;
-    int im_end = ct_tokenizer_token_id(tok, "<|im_end|>");
-    if (im_end >= 0) stop[nstop++] = im_end;
+    /* the chat format's end of turn; <|im_end|> also without --chat, as before */
+    int eot = chat ? ct_chat_end_token(tok) : ct_tokenizer_token_id(tok, "<|im_end|>");
+    if (eot >= 0) stop[nstop++] = eot;
     ct_gen_opts go = {0};
     go.max_new_tokens = (int)n;
     go.sampling.temperature = (float)temp;

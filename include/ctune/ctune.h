@@ -6,5 +6,7 @@
 #include "ctune/model.h"
 #include "ctune/tokenizer.h"
 #include "ctune/generate.h"
+#include "ctune/chat.h"
+#include "ctune/data.h"
 #define CTUNE_VERSION "0.1.0"
 #endif
