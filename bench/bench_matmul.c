@@ -18,12 +18,39 @@
 #include "tensor/matmul_kern.h"
 #include "tensor/quant.h"
 
+#if defined(CT_HAVE_BLAS)
+/* The sgemm ceiling: C (M, N) = A (M, K) @ B (N, K)^T with OpenBLAS (threads as
+ * OpenBLAS decides); returns 0, or -1 when built without BLAS. Only this
+ * benchmark links OpenBLAS. cblas is declared here rather than by cblas.h,
+ * whose install path varies. */
+enum { CblasRowMajor_ = 101, CblasNoTrans_ = 111, CblasTrans_ = 112 };
+void cblas_sgemm(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+void cblas_sgemv(int order, int ta, int M, int N, float alpha, const float *A, int lda, const float *x, int incx,
+                 float beta, float *y, int incy);
+static int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C) {
+    if (M == 1) { /* OpenBLAS's sgemm does not switch to gemv by itself */
+        cblas_sgemv(CblasRowMajor_, CblasNoTrans_, N, K, 1.0f, B, K, A, 1, 0.0f, C, 1);
+        return 0;
+    }
+    cblas_sgemm(CblasRowMajor_, CblasNoTrans_, CblasTrans_, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+    return 0;
+}
+#else
+static int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C) {
+    (void)M; (void)N; (void)K; (void)A; (void)B; (void)C;
+    return -1;
+}
+#endif
+
 typedef struct { const char *name; int rows, cols; } shape;
 static const shape SHAPES[] = {
     {"gpt2 qkv 2304x768", 2304, 768},   {"gpt2 attn 768x768", 768, 768},
     {"gpt2 mlp 3072x768", 3072, 768},   {"smol attn 576x576", 576, 576},
     {"smol kv 192x576", 192, 576},      {"smol mlp 1536x576", 1536, 576},
     {"smol down 576x1536", 576, 1536},  {"smol head 49152x576", 49152, 576},
+    {"s15M attn 288x288", 288, 288},    {"s15M mlp 768x288", 768, 288},
+    {"s15M down 288x768", 288, 768},
     {"llama7b attn 4096x4096", 4096, 4096},
     {"llama7b mlp 11008x4096", 11008, 4096},
 };
@@ -117,13 +144,13 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
         }
         for (int ti = 0; ti < nT; ti++) {
             int T = Ts[ti], isq = dt == CT_DT_Q8_0 || dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
-            int q4 = dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
+
             /* the row dots and the tiles while both may win; Q types on f32 and on 8-bit x */
             int paths[4] = {-1, -1, -1, -1}, np = 0;
             if (T <= 16) paths[np++] = CT_MM_GEMV_F32;
             paths[np++] = CT_MM_GEMM;
             if (isq && T <= 16) paths[np++] = CT_MM_GEMV_Q8;
-            if (q4 && T > 1) paths[np++] = CT_MM_GEMM_Q8;
+            if (ct__mm_q8t_dtype(dt) && T > 1) paths[np++] = CT_MM_GEMM_Q8;
             ct_mat Wq = Ws[0];
             Wq.act_q8 = 1;
             int auto_f = ct__matmul_path(&Ws[0], T), auto_q = ct__matmul_path(&Wq, T);
@@ -182,7 +209,7 @@ int main(int argc, char **argv) {
     printf("# GB/s: weight bytes per second (T = 1, from DRAM); blas: sgemm on the f32 shape; ratio = ct/blas\n");
     printf("# paths: rows = row dots (f32 x), f32x = Q rows dequantized in registers, dotted with f32 x,\n"
            "#        q8x = row dots on 8-bit x, f32t = dequantized tiles + f32 micro-kernel,\n"
-           "#        q8t = Q4 integer tiles on 8-bit x; * = AUTO's pick, + = AUTO's pick with act_q8\n");
+           "#        q8t = integer tiles on 8-bit x; * = AUTO's pick, + = AUTO's pick with act_q8\n");
     printf("%-24s %-5s %4s %-6s %9s %8s %7s %8s %6s\n", "shape (rows x cols)", "dtype", "T", "path", "ms", "GFLOP/s",
            "GB/s", "blasGF/s", "ratio");
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++)

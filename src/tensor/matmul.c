@@ -6,9 +6,9 @@
  *   thread streams its W rows once in the stored dtype, dequantized in
  *   registers and dotted with x in f32; with W->act_q8, Q8_0/Q4_0/Q4_1 run
  *   against x quantized once per call to 8 bits instead (faster, not exact).
- * - W->act_q8, Q4_0/Q4_1 and 4 <= T < 32: integer tiles (matmul_q4.c), x
- *   quantized to 8 bits in K-blocked order by the threads, then 8 rows of x
- *   per W row.
+ * - W->act_q8, Q4_0/Q4_1 and 4 <= T < 32 (with AVX-512 VNNI: every T >= 4,
+ *   and Q8_0 too): integer tiles (matmul_q4.c), x quantized to 8 bits in
+ *   K-blocked order by the threads, then 8 rows of x per 1-2 W rows.
  * - larger T (prompt processing): each thread takes 6-row groups of W,
  *   dequantizes them (512 columns at a time) into an L1 buffer and runs the
  *   6x16 FMA micro-kernel against x^T panels (16 rows of x, packed once per K
@@ -19,33 +19,12 @@
  *
  * Left out: threading along T or K (rows are enough for every model shape we
  * run), OpenBLAS inside ct__matmul (on this machine its sgemm only matches the
- * f32 tiles, see docs/kernels.md; ct__sgemm_nt_blas is the benchmark's
- * ceiling). */
+ * f32 tiles, see docs/kernels.md; bench/bench_matmul.c links it as the
+ * ceiling, the library does not: its idle threads spin and steal a core). */
 #include <string.h>
 #include "core/internal.h"
 #include "tensor/matmul_kern.h"
 
-#if defined(CT_HAVE_BLAS)
-/* Declared here rather than by cblas.h, whose install path varies. */
-enum { CblasRowMajor_ = 101, CblasNoTrans_ = 111, CblasTrans_ = 112 };
-void cblas_sgemm(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc);
-void cblas_sgemv(int order, int ta, int M, int N, float alpha, const float *A, int lda, const float *x, int incx,
-                 float beta, float *y, int incy);
-int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C) {
-    if (M == 1) { /* OpenBLAS's sgemm does not switch to gemv by itself */
-        cblas_sgemv(CblasRowMajor_, CblasNoTrans_, N, K, 1.0f, B, K, A, 1, 0.0f, C, 1);
-        return 0;
-    }
-    cblas_sgemm(CblasRowMajor_, CblasNoTrans_, CblasTrans_, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
-    return 0;
-}
-#else
-int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C) {
-    (void)M; (void)N; (void)K; (void)A; (void)B; (void)C;
-    return -1;
-}
-#endif
 
 static int g_force_path = CT_MM_AUTO;
 int ct__matmul_force_path(int path) {
@@ -167,8 +146,24 @@ static void gemm_task(void *ctx, int ith, int nth) {
 }
 
 /* ---- prompt, Q4 weights: integer tiles ------------------------------- */
-#define Q4_KP 8  /* pairs of blocks per K step: 512 columns */
-#define Q4_RC 64 /* W rows per chunk: Q4_RC x Q4_KP pairs (18 KB) stay in L1 */
+/* Pairs of blocks per K step: the whole row up to 24 pairs (1536 columns),
+ * else equal steps of at most 24. Each step costs a tile's reduction and a
+ * pass over y; steps of 8 pairs ran 10-20% slower (576 columns: 8 + 1;
+ * 1536 and 4096 columns), 32 and 48 slightly slower than 24 (x's 8 rows
+ * then spill out of L1). */
+static int q4_kp(int cols) {
+    int npair = (cols / 32 + 1) / 2;
+    if (npair <= 24) return npair > 0 ? npair : 1;
+    int nk = (npair + 23) / 24;
+    return (npair + nk - 1) / nk;
+}
+/* W rows per chunk: ~16 KB of W (rows x kp pairs) stay in L1 next to the
+ * 8 rows of x; even, at least 8. */
+static int q4_rc(const ct_mat *W, int kp) {
+    int bb = W->dtype == CT_DT_Q8_0 ? 34 : W->dtype == CT_DT_Q4_1 ? 20 : 18;
+    int rc = 16384 / (2 * bb * kp) / 2 * 2;
+    return rc < 8 ? 8 : rc;
+}
 
 /* x quantized into K-blocked order, so that the 8 rows of a tile are one
  * contiguous 8 KB (rows at the full-row stride alias in L1 and thrash):
@@ -178,13 +173,14 @@ static void quant_q4t_task(void *ctx, int ith, int nth) {
     const job *jb = ctx;
     int cols = jb->W->cols, npair = (cols / 32 + 1) / 2, t0 = (int)((long long)jb->T * ith / nth);
     int t1 = (int)((long long)jb->T * (ith + 1) / nth);
-    const size_t kb = (size_t)Q4_KP * 128, blk = (size_t)jb->T * kb;
+    const int KP = q4_kp(cols);
+    const size_t kb = (size_t)KP * 128, blk = (size_t)jb->T * kb;
     uint8_t *row = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (npair, 128) */
     for (int t = t0; t < t1; t++) {
         ct__quantize_x_q4t(jb->x + (size_t)t * cols, jb->W->dtype, row, cols);
-        for (int p0 = 0; p0 < npair; p0 += Q4_KP) {
-            int np = npair - p0 < Q4_KP ? npair - p0 : Q4_KP;
-            memcpy((uint8_t *)jb->xq + (size_t)(p0 / Q4_KP) * blk + (size_t)t * kb, row + (size_t)p0 * 128, (size_t)np * 128);
+        for (int p0 = 0; p0 < npair; p0 += KP) {
+            int np = npair - p0 < KP ? npair - p0 : KP;
+            memcpy((uint8_t *)jb->xq + (size_t)(p0 / KP) * blk + (size_t)t * kb, row + (size_t)p0 * 128, (size_t)np * 128);
         }
     }
 }
@@ -193,25 +189,31 @@ static void gemm_q4_task(void *ctx, int ith, int nth) {
     const job *jb = ctx;
     const ct_mat *W = jb->W;
     const int rows = W->rows, T = jb->T, npair = (W->cols / 32 + 1) / 2;
-    const size_t kb = (size_t)Q4_KP * 128, blk = (size_t)T * kb;
+    const int KP = q4_kp(W->cols);
+    const size_t kb = (size_t)KP * 128, blk = (size_t)T * kb;
     int r0, r1;
     split_rows(rows, 4, ith, nth, &r0, &r1);
-    float out[8];
-    for (int p0 = 0; p0 < npair; p0 += Q4_KP) {
-        int np = npair - p0 < Q4_KP ? npair - p0 : Q4_KP;
-        const uint8_t *xb = jb->xq + (size_t)(p0 / Q4_KP) * blk;
-        for (int rc = r0; rc < r1; rc += Q4_RC) {
-            int re = r1 - rc < Q4_RC ? r1 : rc + Q4_RC;
+    const int rcn = q4_rc(W, KP);
+    float out[16];
+    for (int p0 = 0; p0 < npair; p0 += KP) {
+        int np = npair - p0 < KP ? npair - p0 : KP;
+        const uint8_t *xb = jb->xq + (size_t)(p0 / KP) * blk;
+        for (int rc = r0; rc < r1; rc += rcn) {
+            int re = r1 - rc < rcn ? r1 : rc + rcn;
             for (int t0 = 0; t0 < T; t0 += 8) {
                 int tt = T - t0 < 8 ? T - t0 : 8;
-                for (int r = rc; r < re; r++) {
-                    ct__dot_q4_tile(W, r, p0, np, xb + (size_t)t0 * kb, kb, tt, out);
-                    float *y = jb->y + (size_t)t0 * rows + r;
-                    if (p0 == 0) {
-                        float b = jb->bias ? jb->bias[r] : 0.0f;
-                        for (int t = 0; t < tt; t++) y[(size_t)t * rows] = out[t] + b;
-                    } else {
-                        for (int t = 0; t < tt; t++) y[(size_t)t * rows] += out[t];
+                for (int r = rc; r < re;) {
+                    int nr = re - r >= 2 ? 2 : 1; /* two rows at once */
+                    if (nr == 2) ct__dot_q4_tile2(W, r, p0, np, xb + (size_t)t0 * kb, kb, tt, out);
+                    else ct__dot_q4_tile(W, r, p0, np, xb + (size_t)t0 * kb, kb, tt, out);
+                    for (int i = 0; i < nr; i++, r++) {
+                        float *y = jb->y + (size_t)t0 * rows + r;
+                        if (p0 == 0) {
+                            float b = jb->bias ? jb->bias[r] : 0.0f;
+                            for (int t = 0; t < tt; t++) y[(size_t)t * rows] = out[8 * i + t] + b;
+                        } else {
+                            for (int t = 0; t < tt; t++) y[(size_t)t * rows] += out[8 * i + t];
+                        }
                     }
                 }
             }
@@ -225,7 +227,7 @@ static void gemm_q4_task(void *ctx, int ith, int nth) {
  * rows of x); with act_q8, the 8-bit row dots only win at T = 1 and the Q4
  * integer tiles from T = 4 to 31. */
 int ct__matmul_path(const ct_mat *W, int T) {
-    int q = is_q(W->dtype), q4 = W->dtype == CT_DT_Q4_0 || W->dtype == CT_DT_Q4_1, p = g_force_path;
+    int q = is_q(W->dtype), q4 = ct__mm_q8t_dtype(W->dtype), p = g_force_path;
     if (p == CT_MM_AUTO) {
         if (q && W->act_q8 && T <= CT_MM_Q8_GEMV_MAX_T) p = CT_MM_GEMV_Q8;
         else if (q4 && W->act_q8 && T >= CT_MM_Q4_TILE_MIN_T && T <= CT_MM_Q4_TILE_MAX_T) p = CT_MM_GEMM_Q8;
@@ -247,8 +249,11 @@ static size_t work_bytes(const ct_mat *W, int path, int T, int nth) {
 /* Bytes per row of x of what is computed from x before the tasks: x
  * quantized (the 8-bit paths), or its block sums (GEMV_F32 on Q types). */
 static size_t xq_row_bytes(const ct_mat *W, int path) {
-    /* GEMM_Q8: whole K blocks of Q4_KP pairs, the last one padded */
-    if (path == CT_MM_GEMM_Q8) return (size_t)((W->cols / 32 + 1) / 2 + Q4_KP - 1) / Q4_KP * Q4_KP * 128;
+    /* GEMM_Q8: whole K blocks of q4_kp pairs, the last one padded */
+    if (path == CT_MM_GEMM_Q8) {
+        size_t kp = (size_t)q4_kp(W->cols);
+        return ((size_t)(W->cols / 32 + 1) / 2 + kp - 1) / kp * kp * 128;
+    }
     if (path == CT_MM_GEMV_F32) return is_q(W->dtype) ? sizeof(float) * (size_t)(W->cols / 32) : 0;
     return path == CT_MM_GEMV_Q8 ? ct__xq8_bytes(W->cols / 32) : 0; /* GEMV_Q8: Q types only */
 }

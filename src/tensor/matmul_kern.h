@@ -99,6 +99,9 @@ void ct__quantize_x_q4t_ref(const float *x, ct_dtype wt, void *out, int n);
 void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out);
 void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt,
                          float *out);
+/* The same for rows r and r+1 at once, tt <= 8: row r's to out[t], row
+ * r+1's to out[8 + t] (VNNI: W blocks x 8 rows of x in registers). */
+void ct__dot_q4_tile2(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out);
 
 /* ---- driver knobs (matmul.c), for tests and the benchmark --------------- */
 enum {
@@ -128,10 +131,19 @@ int ct__matmul_path(const ct_mat *W, int T);
 #endif
 #define CT_MM_Q8_GEMV_MAX_T 1
 #define CT_MM_Q4_TILE_MIN_T 4
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+/* vpdpbusd tiles (matmul_q4.c): faster than the f32 tiles for every T >= 4,
+ * and they take Q8_0 too */
+#define CT_MM_Q8T_VNNI 1
+#define CT_MM_Q4_TILE_MAX_T (1 << 30)
+#else
+#define CT_MM_Q8T_VNNI 0
 #define CT_MM_Q4_TILE_MAX_T 31
+#endif
+/* dtypes the integer tiles (CT_MM_GEMM_Q8) take: Q4_0/Q4_1, and Q8_0 with VNNI */
+static inline int ct__mm_q8t_dtype(ct_dtype t) {
+    return t == CT_DT_Q4_0 || t == CT_DT_Q4_1 || (CT_MM_Q8T_VNNI && t == CT_DT_Q8_0);
+}
 
-/* C (M, N) = A (M, K) @ B (N, K)^T with OpenBLAS when built with it (threads
- * as OpenBLAS decides). Returns 0, or -1 when there is no BLAS. */
-int ct__sgemm_nt_blas(int M, int N, int K, const float *A, const float *B, float *C);
 
 #endif

@@ -13,8 +13,13 @@
  *   Q4_1: acc += (m x4 | m' x4) * c (= s_b / 4 per lane, s_b = d_x sum q)
  * Accuracy: that of 8-bit x, the same bound as the decode path (see
  * tests/unit/test_matmul.c).
- * Left out: Q8_0 (signed weights need a vpsignb per x row: no faster than
- * the f32 path on AVX2, measured), AVX-512 VNNI (no such CPU to test on). */
+ * With AVX-512 VNNI + VL (Zen 4) the tiles use vpdpbusd instead (2 ops per
+ * pair and row of x instead of 4), two W rows at a time (ct__dot_q4_tile2:
+ * the x loads shared), and take Q8_0 too: x codes stored as q + 128 (u8),
+ * W bytes the signed operand, each lane started from -128 * (its W bytes'
+ * sum), once per pair for all rows of x. ct__matmul then uses them for every
+ * T >= 4 (docs/kernels.md). Without VNNI, Q8_0 goes to the scalar twin (AUTO
+ * never picks it there: a vpsignb per x row, no faster than the f32 path). */
 #include <math.h>
 #include <string.h>
 #include "core/internal.h"
@@ -43,11 +48,15 @@ static void quantize_q4t(const float *x, ct_dtype wt, void *out, int n, float (*
         int8_t q[32];
         int sum, h = b % 2;
         float d = qb(x + 32 * (size_t)b, q, &sum);
+        if (wt == CT_DT_Q8_0)
+            for (int j = 0; j < 32; j++) q[j] = (int8_t)((uint8_t)q[j] ^ 0x80); /* q + 128, as u8 */
         memcpy(p->q + 16 * h, q, 16);
         memcpy(p->q + 32 + 16 * h, q + 16, 16);
         for (int j = 0; j < 4; j++) {
             p->dx[4 * h + j] = d;
-            if (wt == CT_DT_Q4_0) {
+            if (wt == CT_DT_Q8_0) {
+                p->c.i[4 * h + j] = 0;
+            } else if (wt == CT_DT_Q4_0) {
                 int s = 0;
                 for (int e = 0; e < 4; e++) s += q[4 * j + e] + q[16 + 4 * j + e];
                 p->c.i[4 * h + j] = -8 * s;
@@ -69,7 +78,8 @@ static inline uint16_t rd16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); re
  * last one's partner) are skipped. Exact integer block dots, then as the
  * AVX2 kernel: one float product per block. */
 void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
-    const int q41 = W->dtype == CT_DT_Q4_1, bb = q41 ? 20 : 18, nb = W->cols / 32;
+    const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
+    const int bb = q80 ? 34 : q41 ? 20 : 18;
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
     for (int t = 0; t < tt; t++) {
         const pair_x *px = (const pair_x *)((const uint8_t *)xq + (size_t)t * xstride) - p0;
@@ -78,6 +88,13 @@ void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq,
             const uint8_t *blk = row + (size_t)b * bb, *qs = blk + (q41 ? 4 : 2);
             const pair_x *p = &px[b / 2];
             int h = b % 2, isum = 0;
+            if (q80) { /* x codes stored as q + 128 (u8) */
+                const int8_t *wq = (const int8_t *)(blk + 2);
+                for (int j = 0; j < 16; j++)
+                    isum += wq[j] * ((uint8_t)p->q[16 * h + j] - 128) + wq[16 + j] * ((uint8_t)p->q[32 + 16 * h + j] - 128);
+                s += ct__f16_to_f32(rd16(blk)) * p->dx[4 * h] * (float)isum;
+                continue;
+            }
             for (int j = 0; j < 16; j++) {
                 int lo = qs[j] & 15, hi = qs[j] >> 4;
                 if (!q41) { lo -= 8; hi -= 8; }
@@ -138,14 +155,95 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *w, int bb,
     for (int t = 0; t < TT; t++) out[t] = tmp[t];
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define CT_Q4T_VNNI 1
+/* The same tile with vpdpbusd (u8 x s8 summed into int32 lanes, no
+ * saturation): 2 instructions per pair of blocks and row of x instead of 4.
+ * Q8_0 (KIND 2): the W bytes are the signed side and x the unsigned one (its
+ * codes are stored as q + 128), so each lane starts from -128 * (its 4 w
+ * bytes' sum), computed once per pair and shared by the rows of x. Q4_0
+ * (KIND 0) starts from x's c (-8 * its code sums), Q4_1 (KIND 1) from 0. */
+static inline __attribute__((always_inline)) void tile_vnni(const uint8_t *w, size_t rb, int np, int odd_last,
+                                                            const uint8_t *xq, size_t xs, const int KIND, const int R,
+                                                            const int TT, float *out) {
+    const int bb = KIND == 2 ? 34 : KIND == 1 ? 20 : 18, qoff = KIND == 1 ? 4 : 2;
+    const __m256i m15 = _mm256_set1_epi8(15), k80 = _mm256_set1_epi8((char)0x80);
+    __m256 acc[2][8];
+    for (int i = 0; i < R; i++)
+        for (int t = 0; t < 8; t++) acc[i][t] = _mm256_setzero_ps();
+    for (int p = 0; p < np; p++, w += 2 * bb, xq += sizeof(pair_x)) {
+        int single = odd_last && p == np - 1;
+        __m256i lo[2], hi[2], init[2];
+        __m256 dw[2], mw[2];
+#pragma GCC unroll 2
+        for (int i = 0; i < R; i++) {
+            const uint8_t *wi = w + i * rb;
+            init[i] = _mm256_setzero_si256();
+            if (KIND == 2) { /* lo = codes 0..15 of both blocks, hi = 16..31 */
+                __m128i a0 = _mm_loadu_si128((const __m128i *)(wi + 2)), b0 = _mm_loadu_si128((const __m128i *)(wi + 18));
+                __m128i a1 = single ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)(wi + bb + 2));
+                __m128i b1 = single ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)(wi + bb + 18));
+                lo[i] = _mm256_set_m128i(a1, a0);
+                hi[i] = _mm256_set_m128i(b1, b0);
+                init[i] = _mm256_sub_epi32(init[i], _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init[i], k80, lo[i]), k80, hi[i]));
+            } else {
+                __m128i r0 = _mm_loadu_si128((const __m128i *)(wi + qoff));
+                __m128i r1 = single ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)(wi + bb + qoff));
+                __m256i raw = _mm256_set_m128i(r1, r0);
+                lo[i] = _mm256_and_si256(raw, m15);
+                hi[i] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15);
+            }
+            dw[i] = f16_4x2(wi, single ? wi : wi + bb);
+            mw[i] = dw[i];
+            if (KIND == 1) mw[i] = f16_4x2(wi + 2, single ? wi + 2 : wi + bb + 2);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; t++) {
+            const pair_x *px = (const pair_x *)(xq + (size_t)t * xs);
+            __m256i xl = _mm256_loadu_si256((const __m256i *)px->q), xh = _mm256_loadu_si256((const __m256i *)(px->q + 32));
+            __m256 dx = _mm256_loadu_ps(px->dx);
+            __m256i c = KIND == 0 ? _mm256_loadu_si256((const __m256i *)px->c.i) : _mm256_setzero_si256();
+            __m256 cf = KIND == 1 ? _mm256_loadu_ps(px->c.f) : _mm256_setzero_ps();
+            if (R > 1) __asm__("" : "+v"(xl), "+v"(xh), "+v"(dx)); /* one load each for the R rows */
+#pragma GCC unroll 2
+            for (int i = 0; i < R; i++) {
+                __m256i v;
+                if (KIND == 2) v = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init[i], xl, lo[i]), xh, hi[i]);
+                else v = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(KIND == 0 ? c : init[i], lo[i], xl), hi[i], xh);
+                acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dw[i], dx), acc[i][t]);
+                if (KIND == 1) acc[i][t] = _mm256_fmadd_ps(mw[i], cf, acc[i][t]);
+            }
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, hsum8x8(acc[i]));
+        for (int t = 0; t < TT; t++) out[8 * i + t] = tmp[t];
+    }
+}
+#define TILE_V(K, N) tile_vnni(w, 0, np, odd_last, xt, xstride, K, 1, N, out + t0)
+#endif
+
 void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
-    const int q41 = W->dtype == CT_DT_Q4_1, bb = q41 ? 20 : 18, nb = W->cols / 32;
+    const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
+    const int bb = q80 ? 34 : q41 ? 20 : 18;
+#if !defined(CT_Q4T_VNNI)
+    if (q80) { ct__dot_q4_tile_ref(W, r, p0, np, xq, xstride, tt, out); return; } /* AUTO never takes it here */
+#endif
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * W->row_bytes + (size_t)2 * p0 * bb;
     const uint8_t *x = xq;
     const int odd_last = (nb % 2) && p0 + np == (nb + 1) / 2;
     for (int t0 = 0; t0 < tt;) { /* 8, then 4, 2, 1 */
         int n = tt - t0 >= 8 ? 8 : tt - t0 >= 4 ? 4 : tt - t0 >= 2 ? 2 : 1;
         const uint8_t *xt = x + (size_t)t0 * xstride;
+#if defined(CT_Q4T_VNNI)
+        const int K = q80 ? 2 : q41;
+        if (K == 2) { if (n == 8) TILE_V(2, 8); else if (n == 4) TILE_V(2, 4); else if (n == 2) TILE_V(2, 2); else TILE_V(2, 1); }
+        else if (K == 1) { if (n == 8) TILE_V(1, 8); else if (n == 4) TILE_V(1, 4); else if (n == 2) TILE_V(1, 2); else TILE_V(1, 1); }
+        else { if (n == 8) TILE_V(0, 8); else if (n == 4) TILE_V(0, 4); else if (n == 2) TILE_V(0, 2); else TILE_V(0, 1); }
+        t0 += n;
+        continue;
+#endif
         if (q41) {
             if (n == 8) tile(w, 20, 1, np, odd_last, xt, xstride, 8, out + t0);
             else if (n == 4) tile(w, 20, 1, np, odd_last, xt, xstride, 4, out + t0);
@@ -162,7 +260,36 @@ void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, siz
     (void)bb;
 }
 
+#if defined(CT_Q4T_VNNI)
+#define TILE_V2(K, N) tile_vnni(w, W->row_bytes, np, odd_last, xt, xstride, K, 2, N, tmp)
+void ct__dot_q4_tile2(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
+    const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
+    const int bb = q80 ? 34 : q41 ? 20 : 18, K = q80 ? 2 : q41;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * W->row_bytes + (size_t)2 * p0 * bb;
+    const int odd_last = (nb % 2) && p0 + np == (nb + 1) / 2;
+    for (int t0 = 0; t0 < tt;) { /* 8, then 4, 2, 1 */
+        int n = tt - t0 >= 8 ? 8 : tt - t0 >= 4 ? 4 : tt - t0 >= 2 ? 2 : 1;
+        const uint8_t *xt = (const uint8_t *)xq + (size_t)t0 * xstride;
+        float tmp[16];
+        if (K == 2) { if (n == 8) TILE_V2(2, 8); else if (n == 4) TILE_V2(2, 4); else if (n == 2) TILE_V2(2, 2); else TILE_V2(2, 1); }
+        else if (K == 1) { if (n == 8) TILE_V2(1, 8); else if (n == 4) TILE_V2(1, 4); else if (n == 2) TILE_V2(1, 2); else TILE_V2(1, 1); }
+        else { if (n == 8) TILE_V2(0, 8); else if (n == 4) TILE_V2(0, 4); else if (n == 2) TILE_V2(0, 2); else TILE_V2(0, 1); }
+        for (int t = 0; t < n; t++) { out[t0 + t] = tmp[t]; out[8 + t0 + t] = tmp[8 + t]; }
+        t0 += n;
+    }
+}
 #else
+void ct__dot_q4_tile2(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
+    ct__dot_q4_tile(W, r, p0, np, xq, xstride, tt, out);
+    ct__dot_q4_tile(W, r + 1, p0, np, xq, xstride, tt, out + 8);
+}
+#endif
+
+#else
+void ct__dot_q4_tile2(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
+    ct__dot_q4_tile_ref(W, r, p0, np, xq, xstride, tt, out);
+    ct__dot_q4_tile_ref(W, r + 1, p0, np, xq, xstride, tt, out + 8);
+}
 void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out) {
     ct__dot_q4_tile_ref(W, r, p0, np, xq, xstride, tt, out);
 }

@@ -479,6 +479,23 @@ static inline __m256 dot_u8s8(__m256i a, __m256i b) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 static inline __m256i ldq(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+/* int32 lanes of sum u8 a[j] * s8 b[j] (+ the same for c, d): vpdpbusd with
+ * AVX-512 VNNI, else vpmaddubsw + vpmaddwd (the 16-bit pair sums cannot
+ * saturate: a <= 15 for Q4 nibbles, |w| <= 128 times |x| <= 127 for Q8_0). */
+static inline __m256i dot2_u8s8_i32(__m256i a, __m256i b, __m256i c, __m256i d) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b), c, d);
+#else
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(a, b), _mm256_maddubs_epi16(c, d)), _mm256_set1_epi16(1));
+#endif
+}
+static inline __m256i dot1_u8s8_i32(__m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+#endif
+}
 
 /* Q8_0: 8 blocks per step. Per block |w| (u8) times x with w's sign, summed
  * to 8 int32 lanes; a vphaddd tree turns 8 such vectors into the 8 block sums,
@@ -486,7 +503,6 @@ static inline __m256i ldq(const int8_t *p) { return _mm256_loadu_si256((const __
 static float dot_q8_0(const uint8_t *w, const void *xq, int nb) {
     const float *D = ct__xq8_d(xq, nb);
     const int8_t *Q = ct__xq8_q(xq, nb);
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps(), acc1 = acc;
     int b = 0;
     for (; b + 8 <= nb; b += 8, w += 8 * 34) {
@@ -494,7 +510,7 @@ static float dot_q8_0(const uint8_t *w, const void *xq, int nb) {
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             __m256i wv = _mm256_loadu_si256((const __m256i *)(w + 34 * i + 2)), xv = ldq(Q + 32 * (size_t)(b + i));
-            v[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones);
+            v[i] = dot1_u8s8_i32(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
         }
         __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
         __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
@@ -518,7 +534,7 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, cons
     const int q41 = BB == 20, qoff = q41 ? 4 : 2;
     const float *D = ct__xq8_d(xq, nb), *S = ct__xq8_s(xq, nb);
     const int8_t *Q = ct__xq8_q(xq, nb);
-    const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const __m256i m15 = _mm256_set1_epi8(15);
     __m256 acc = _mm256_setzero_ps(), cacc = acc, acc1 = acc;
     float c1 = 0.0f;
     int b = 0;
@@ -530,8 +546,7 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, cons
             const int8_t *xp = Q + 32 * (size_t)(b + 2 * p);
             __m256i raw = _mm256_loadu2_m128i((const __m128i *)(w0 + BB), (const __m128i *)w0);
             __m256i lo = _mm256_and_si256(raw, m15), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15);
-            __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ldq(xp)), _mm256_maddubs_epi16(hi, ldq(xp + 32)));
-            v[p] = _mm256_madd_epi16(s, ones);
+            v[p] = dot2_u8s8_i32(lo, ldq(xp), hi, ldq(xp + 32));
         }
         __m256 f = _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3])));
         __m256 dw, cw;
@@ -553,8 +568,7 @@ static inline __attribute__((always_inline)) float dot_q4(const uint8_t *w, cons
         const int8_t *xp = Q + 32 * (size_t)b;
         __m256i raw = _mm256_loadu2_m128i((const __m128i *)(w + BB + qoff), (const __m128i *)(w + qoff));
         __m256i lo = _mm256_and_si256(raw, m15), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15);
-        __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ldq(xp)), _mm256_maddubs_epi16(hi, ldq(xp + 32)));
-        __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, ones));
+        __m256 p = _mm256_cvtepi32_ps(dot2_u8s8_i32(lo, ldq(xp), hi, ldq(xp + 32)));
         float d0 = f16(w), d1 = f16(w + BB);
         __m256 sc = _mm256_set_m128(_mm_set1_ps(d1 * D[b + 1]), _mm_set1_ps(d0 * D[b]));
         acc1 = _mm256_fmadd_ps(p, sc, acc1);

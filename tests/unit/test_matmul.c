@@ -179,7 +179,7 @@ static void check_kernels(ct_dtype dt, int rows, int cols) {
         CHECK(wq <= 1.0);
         free(q1); free(q2);
     }
-    if (is_q4(dt)) { /* the tile kernel: 3 x rows, every pair range */
+    if (is_q(dt)) { /* the tile kernels (one row, two rows): 1..11 x rows, every pair range */
         enum { TT = 11 };
         float *x3 = make_x(TT, cols), o1[TT], o2[TT];
         size_t xb = ct__xq4t_bytes(cols / 32);
@@ -205,6 +205,21 @@ static void check_kernels(ct_dtype dt, int rows, int cols) {
                         ok &= fabs(o1[t] - o2[t]) <= TOL_F32 * s + 1e-6;
                     }
                 }
+                if (r + 1 < rows) /* two rows at once, up to 8 rows of x */
+                    for (int tt = 1; tt <= 8; tt++) {
+                        float o3[16], o4[8];
+                        for (int i = 0; i < 16; i++) o3[i] = NAN;
+                        ct__dot_q4_tile2(&W, r, p0, np, q1 + 128 * p0, xb, tt, o3);
+                        for (int i = 0; i < 2; i++) {
+                            ct__dot_q4_tile_ref(&W, r + i, p0, np, q1 + 128 * p0, xb, tt, o4);
+                            for (int t = 0; t < tt; t++) {
+                                double s = 0.0;
+                                for (int j = 64 * p0; j < 64 * (p0 + np) && j < cols; j++)
+                                    s += fabs(wf[(size_t)(r + i) * cols + j] * x3[(size_t)t * cols + j]);
+                                ok &= fabs(o3[8 * i + t] - o4[t]) <= TOL_F32 * s + 1e-6;
+                            }
+                        }
+                    }
             }
         CHECK(ok);
         free(q1); free(q2); free(x3);
@@ -295,7 +310,7 @@ static void check_path_choice(void) {
             int q = ct__matmul_path(&W, T);
             if (!is_q(dt)) ok &= q == p; /* act_q8 means nothing for float weights */
             else if (T <= CT_MM_Q8_GEMV_MAX_T) ok &= q == CT_MM_GEMV_Q8;
-            else if (is_q4(dt) && T >= CT_MM_Q4_TILE_MIN_T && T <= CT_MM_Q4_TILE_MAX_T) ok &= q == CT_MM_GEMM_Q8;
+            else if (ct__mm_q8t_dtype(dt) && T >= CT_MM_Q4_TILE_MIN_T && T <= CT_MM_Q4_TILE_MAX_T) ok &= q == CT_MM_GEMM_Q8;
             else ok &= q == p; /* otherwise the f32-x choice */
         }
         /* forced paths ignore act_q8 and fall back per dtype */
@@ -303,7 +318,8 @@ static void check_path_choice(void) {
         int old = ct__matmul_force_path(CT_MM_GEMV_Q8);
         ok &= ct__matmul_path(&W, 1) == (is_q(dt) ? CT_MM_GEMV_Q8 : CT_MM_GEMV_F32);
         ct__matmul_force_path(CT_MM_GEMM_Q8);
-        ok &= ct__matmul_path(&W, 9) == (is_q4(dt) ? CT_MM_GEMM_Q8 : CT_MM_GEMM);
+        ok &= ct__matmul_path(&W, 9) == (ct__mm_q8t_dtype(dt) ? CT_MM_GEMM_Q8 : CT_MM_GEMM);
+        ok &= ct__mm_q8t_dtype(dt) == (is_q4(dt) || (CT_MM_Q8T_VNNI && dt == CT_DT_Q8_0));
         ct__matmul_force_path(old);
         if (!ok) fprintf(stderr, "  path choice wrong for %s\n", ct_dtype_name(dt));
         CHECK(ok);
@@ -380,10 +396,13 @@ int main(void) {
             check_case(DTYPES[d], 37, 172, 33, pools);
         }
     }
-    /* T = 1..40 for the Q types (every path, AUTO with and without act_q8),
-     * 17 blocks and 13 rows: group tails everywhere */
-    for (size_t d = 3; d < sizeof DTYPES / sizeof *DTYPES; d++)
-        for (int T = 1; T <= 40; T++) check_case(DTYPES[d], 13, 32 * 17, T, pools);
+    /* T = 1..70 for the Q types (every path, AUTO with and without act_q8),
+     * 17 blocks and 13 rows: group tails everywhere; 25 blocks (two K steps
+     * of the integer tiles, the last one odd) */
+    for (size_t d = 3; d < sizeof DTYPES / sizeof *DTYPES; d++) {
+        for (int T = 1; T <= 70; T++) check_case(DTYPES[d], 13, 32 * 17, T, pools);
+        for (int T = 4; T <= 20; T += 8) check_case(DTYPES[d], 7, 32 * 25, T, pools);
+    }
     /* a big-K case: several KC blocks, accumulate across them */
     check_case(CT_DT_Q4_0, 40, 1024, 9, pools);
     check_case(CT_DT_F16, 21, 800, 13, pools);
