@@ -53,6 +53,8 @@ float ct__quant_block_q8(const float *v, int8_t *q, int *sum);
 void ct__quantize_x_q8(const float *x, ct_dtype wt, void *out, int n);
 /* out[i] = W[r0+i, :] . x for i < nr; F32/F16/BF16 weights, x (cols,) f32. */
 void ct__dot_rows_f(const ct_mat *W, int r0, int nr, const float *x, float *out);
+/* The AVX2 float row dots (the scalar ones without AVX2), for tests of the AVX-512 build. */
+void ct__dot_rows_f_avx2(const ct_mat *W, int r0, int nr, const float *x, float *out);
 /* xs (n/32,) = sums of x (n,) over each 32-block; n % 32 == 0. */
 void ct__x_block_sums(const float *x, int n, float *xs);
 /* out[t*nr + i] = W[r0+i, :] . x_t for i < nr, t < nt; Q8_0/Q4_0/Q4_1

@@ -352,6 +352,32 @@ static void check_gemm_tile(void) {
     }
 }
 
+/* The float row dots alone (AVX-512 where built, the AVX2 ones, and the
+ * scalar twin) against the double-precision dot of the decoded rows: column
+ * counts around the 16/32/64-column steps, rows from every offset. */
+static void check_dot_f(ct_dtype dt, int rows, int cols) {
+    float *wf, *x = make_x(1, cols), a[16], b[16], c[16];
+    ct_mat W = make_mat(dt, rows, cols, &wf);
+    int ok = 1;
+    for (int r0 = 0; r0 < rows; r0++) {
+        int nr = rows - r0 < 16 ? rows - r0 : 16;
+        ct__dot_rows_f(&W, r0, nr, x, a);
+        ct__dot_rows_f_avx2(&W, r0, nr, x, b);
+        ct__dot_rows_f_ref(&W, r0, nr, x, c);
+        for (int i = 0; i < nr; i++) {
+            double e = 0.0, s = 0.0;
+            for (int j = 0; j < cols; j++) {
+                double t = (double)wf[(size_t)(r0 + i) * cols + j] * x[j];
+                e += t; s += fabs(t);
+            }
+            double tol = TOL_QF * s + 1e-30;
+            ok &= fabs(a[i] - e) <= tol && fabs(b[i] - e) <= tol && fabs(c[i] - e) <= tol;
+        }
+    }
+    CHECK(ok);
+    free(x); free(wf); free((void *)W.data);
+}
+
 int main(void) {
     printf("matmul kernels: %s\n", ct__matmul_isa());
     ct_pool *pools[3] = {NULL, NULL, NULL};
@@ -380,6 +406,11 @@ int main(void) {
         for (size_t k = 0; k < sizeof qf_nb / sizeof *qf_nb; k++)
             for (size_t r = 0; r < sizeof qf_rows / sizeof *qf_rows; r++)
                 check_dot_qf(DTYPES[d], qf_rows[r], 32 * qf_nb[k]);
+    static const int fd_cols[] = {1, 7, 15, 16, 17, 31, 33, 47, 63, 64, 65, 127, 129, 288, 577, 4097, 8195}; /* the last two: the long-row kernels */
+    for (size_t d = 0; d < 3; d++)
+        for (size_t k = 0; k < sizeof fd_cols / sizeof *fd_cols; k++) check_dot_f(DTYPES[d], 13, fd_cols[k]);
+    for (size_t d = 0; d < 3; d++) /* T = 1..10 through ct__matmul, rows and cols off every step */
+        for (int T = 1; T <= 10; T++) check_case(DTYPES[d], 13, 577, T, pools);
     static const int shapes[][2] = {{1, 32}, {5, 64}, {17, 288}, {100, 768}, {133, 288}, {37, 96}};
     static const int Ts[] = {1, 2, 7, 33, 128};
     for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
