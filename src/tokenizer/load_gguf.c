@@ -159,7 +159,7 @@ ct_status ct__tokenizer_from_gguf(const struct ct_gguf *g, ct_tokenizer **out) {
     for (int32_t id = 0; id < t->n_vocab && !st; id++) {
         int ty = t->type[id];
         if ((ty == CT__TT_CONTROL || ty == CT__TT_USER || ty == CT__TT_UNKNOWN) && t->plen[id])
-            st = ct__tok_add_added(t, t->pool + t->poff[id], t->plen[id], id, ty != CT__TT_USER, 0, 0, 0, 0);
+            st = ct__tok_add_added(t, t->pool ? t->pool + t->poff[id] : "", t->plen[id], id, ty != CT__TT_USER, 0, 0, 0, 0);
     }
     if (st) { ct_tokenizer_free(t); return st; }
     t->bos_id = special_id(t, g, "tokenizer.ggml.bos_token_id", is_llama && t->n_vocab > 1 ? 1 : -1);

@@ -167,7 +167,7 @@ ct_status ct__tok_load_llama2c(const char *path, const uint8_t *d, size_t size, 
     if (!st) st = ct__tok_build_vocab(t);
     for (int32_t id = 0; id < (int32_t)n && !st; id++)
         if ((t->type[id] == CT__TT_CONTROL || t->type[id] == CT__TT_UNKNOWN) && t->plen[id])
-            st = ct__tok_add_added(t, t->pool + t->poff[id], t->plen[id], id, 1, 0, 0, 0, 0);
+            st = ct__tok_add_added(t, t->pool ? t->pool + t->poff[id] : "", t->plen[id], id, 1, 0, 0, 0, 0);
     if (!st) {
         t->kind = CT__KIND_SPM;
         t->merge = CT__MERGE_SCORE;

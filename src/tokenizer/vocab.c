@@ -169,7 +169,7 @@ ct_status ct__tok_set_piece(ct_tokenizer *t, int32_t id, const char *s, size_t n
 
 static const char *piece(const ct_tokenizer *t, int32_t id, size_t *n) {
     *n = t->plen[id];
-    return t->pool + t->poff[id];
+    return t->pool ? t->pool + t->poff[id] : ""; /* no pool yet: every piece is empty */
 }
 
 ct_status ct__tok_build_vocab(ct_tokenizer *t) {
