@@ -122,7 +122,7 @@ static void NAME(const ct_mat *W, int r0, int nr, const float *x, float *out) { 
  * scalar column tail: for long rows (CT_DOT_F_LONG), where on 2 threads the
  * 8 concurrent streams read DRAM faster than 2 linear ones (4096x4096 F32:
  * 48-50 GB/s against 38-39). */
-#define DEF_DOT_F4(NAME, LD, ESZ, SCALAR)                                                  \
+#define DEF_DOT_F4(NAME, ONE, LD, ESZ, SCALAR)                                                \
 static void NAME(const ct_mat *W, int r0, int nr, const float *x, float *out) {          \
     const int n = W->cols, n16 = n & ~15;                                                 \
     int i = 0;                                                                            \
@@ -147,18 +147,7 @@ static void NAME(const ct_mat *W, int r0, int nr, const float *x, float *out) { 
         }                                                                                 \
         out[i] = s0; out[i + 1] = s1; out[i + 2] = s2; out[i + 3] = s3;                   \
     }                                                                                     \
-    for (; i < nr; i++) {                                                                 \
-        const uint8_t *w0 = (const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes;  \
-        __m256 a0 = _mm256_setzero_ps(), b0 = a0;                                         \
-        for (int j = 0; j < n16; j += 16) {                                              \
-            size_t o = (size_t)j * ESZ;                                                   \
-            a0 = _mm256_fmadd_ps(LD(w0 + o), _mm256_loadu_ps(x + j), a0);                 \
-            b0 = _mm256_fmadd_ps(LD(w0 + o + 8 * ESZ), _mm256_loadu_ps(x + j + 8), b0);   \
-        }                                                                                 \
-        float s0 = hsum8(_mm256_add_ps(a0, b0));                                          \
-        for (int j = n16; j < n; j++) s0 += SCALAR(w0 + (size_t)j * ESZ) * x[j];          \
-        out[i] = s0;                                                                      \
-    }                                                                                     \
+    if (i < nr) ONE(W, r0 + i, nr - i, x, out + i); /* the last rows: one at a time */ \
 }
 
 static inline float sc_f32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
@@ -167,9 +156,9 @@ static inline float sc_bf16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); re
 DEF_DOT_F(dot_f32, ld_f32, 4, sc_f32)
 DEF_DOT_F(dot_f16, ld_f16, 2, sc_f16)
 DEF_DOT_F(dot_bf16, ld_bf16, 2, sc_bf16)
-DEF_DOT_F4(dot4_f32, ld_f32, 4, sc_f32)
-DEF_DOT_F4(dot4_f16, ld_f16, 2, sc_f16)
-DEF_DOT_F4(dot4_bf16, ld_bf16, 2, sc_bf16)
+DEF_DOT_F4(dot4_f32, dot_f32, ld_f32, 4, sc_f32)
+DEF_DOT_F4(dot4_f16, dot_f16, ld_f16, 2, sc_f16)
+DEF_DOT_F4(dot4_bf16, dot_bf16, ld_bf16, 2, sc_bf16)
 #define CT_DOT_F_LONG 16384 /* row bytes from which the 4-row kernels run */
 
 /* ---- Q rows on f32 x: dequantized in registers ------------------------- */
