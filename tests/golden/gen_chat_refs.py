@@ -106,6 +106,11 @@ def main():
             else:
                 c["text"] = r
             cases.append(c)
+    # every template must render something: a template that only raises (or a
+    # broken transformers) would leave the C side nothing to compare
+    for name in templates:
+        if not any(c["template"] == name and "text" in c for c in cases):
+            raise SystemExit(f"gen_chat_refs: template '{name}' rendered no conversation")
     with open(os.path.join(out, "chat_refs.json"), "w", encoding="utf-8") as f:
         json.dump({"templates": templates, "cases": cases}, f, ensure_ascii=False, indent=1)
     print(f"{len(cases)} cases, {len(templates)} templates{'' if gguf else ' (no SmolLM2 GGUF)'}")

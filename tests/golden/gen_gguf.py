@@ -30,6 +30,10 @@ def write(path, w):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    # read it back with gguf-py's own reader: what the C tests compare with must parse
+    r = gguf.GGUFReader(str(path))
+    if len(r.tensors) == 0 and len(r.fields) == 0:
+        raise SystemExit(f"gen_gguf: {path} reads back empty")
 
 
 def quant_input(rng, rows=24, cols=256):

@@ -61,6 +61,7 @@ def main():
         ids = tok(text, add_special_tokens=False).input_ids
         open(f"{a.out}/chat_{i}.prompt", "w").write(q)
         open(f"{a.out}/chat_{i}.ids", "w").write(" ".join(map(str, ids)) + "\n")
+        assert ids and ids[-1] != im_end, f"chat prompt {i}: template gave no generation prompt"
         open(f"{a.out}/chat_{i}.txt", "w").write(greedy(ids, 48, im_end) + "\n")  # ctune ends the text with a newline
     ids = tok(PLAIN, add_special_tokens=False).input_ids
     open(f"{a.out}/plain_0.prompt", "w").write(PLAIN)
@@ -87,6 +88,9 @@ def main():
         if e >= n:
             break
         w += 1
+    # every token but the first scored exactly once, and a sane value
+    if scored != n - 1 or not (1.0 < math.exp(nll / scored) < 1e4):
+        raise SystemExit(f"ref_smollm2: scored {scored} of {n - 1} targets, nll {nll}: the reference is broken")
     open(f"{a.out}/ppl.txt", "w").write(f"{math.exp(nll / scored):.6f} {nll:.6f} {scored}\n")
     print(f"ref_smollm2: {len(CHATS)} chats, ppl {math.exp(nll / scored):.4f} over {scored} targets "
           f"({n} tokens, ctx {C}, stride {S})")
