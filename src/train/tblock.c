@@ -1,0 +1,298 @@
+/* src/train/tblock.c — the training forward and backward passes of both
+ * architectures over a packed micro-batch (see tmodel.h).
+ *
+ * Llama family, per block (x = res[l], y = res[l+1]):
+ *   h1 = rms(x); q,k,v = lin(h1); rope(q,k); att = attn(q,k,v)
+ *   mid = x + o(att); h2 = rms(mid); a = silu(gate(h2)) * up(h2); y = mid + down(a)
+ * GPT-2: LayerNorms, one fused c_attn, tanh-GELU MLP, biases everywhere.
+ * Every linear layer is lin_fwd/lin_bwd: the base product (trainable f32 or
+ * frozen stored dtype) plus LoRA's scale * B (A dropout(x)).
+ * The head runs in chunks of head_rows rows: logits, fused softmax
+ * cross-entropy, and (backward) its input and weight gradients at once, so
+ * the (N, V) logits never exist in full.
+ * With checkpointing only res[] survives the forward pass; the backward pass
+ * recomputes each block's activations (same dropout masks: counter-based)
+ * just before it needs them.
+ * Leaves out: fused q/k/v or gate/up products for speed, a BF16 path.
+ */
+#include <math.h>
+#include <string.h>
+#include "model/kernels.h"
+#include "tensor/gemm.h"
+#include "train/tmodel_internal.h"
+
+/* splitmix64 finalizer: dropout stream per (micro-batch, block, layer) */
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t drop_seed(const ct__tmodel *t, int l, int i) {
+    return mix64(t->drop_seed ^ mix64(((uint64_t)l << 8) | (uint64_t)i));
+}
+
+/* The f32 weight of a linear layer for its input gradient: trainable copy,
+ * the mapped F32 base, or the base dequantized into t->wdeq. ld: row stride. */
+static const float *lin_weight(ct__tmodel *t, const ct__tlin *L, int *ld) {
+    if (L->w) { *ld = L->in; return L->w; }
+    if (L->base.dtype == CT_DT_F32) { *ld = (int)(L->base.row_bytes / sizeof(float)); return L->base.data; }
+    for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, t->wdeq + (size_t)r * L->in);
+    *ld = L->in;
+    return t->wdeq;
+}
+
+static void add_bias(float *y, const float *b, int N, int out) {
+    for (int i = 0; i < N; i++) {
+        float *yi = y + (size_t)i * out;
+        for (int j = 0; j < out; j++) yi[j] += b[j];
+    }
+}
+
+/* y (N, out) = lin(x (N, in)); xa (N, r) saved for backward. */
+static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, float *xa, int N, uint64_t seed) {
+    if (L->w) {
+        ct__sgemm(0, 1, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y, L->out, t->pool);
+        if (L->b) add_bias(y, L->b, N, L->out);
+    } else if (L->base.dtype == CT_DT_F32) {
+        ct__sgemm(0, 1, N, L->out, L->in, 1.0f, x, L->in, L->base.data, (int)(L->base.row_bytes / sizeof(float)),
+                  0.0f, y, L->out, t->pool);
+        if (L->b) add_bias(y, L->b, N, L->out);
+    } else {
+        ct__matmul(y, x, &L->base, L->b, N, t->pool);
+    }
+    if (!L->r) return;
+    const float *xd = x;
+    float p = t->o.lora_dropout;
+    if (t->training && p > 0) {
+        ct__dropout_fwd(t->t_in, x, (size_t)N * L->in, p, seed, t->pool);
+        xd = t->t_in;
+    }
+    ct__sgemm(0, 1, N, L->r, L->in, 1.0f, xd, L->in, L->A, L->in, 0.0f, xa, L->r, t->pool);
+    ct__sgemm(0, 1, N, L->out, L->r, t->scale, xa, L->r, L->B, L->r, 1.0f, y, L->out, t->pool);
+}
+
+/* dx (N, in) (= when !acc, += when acc) from dy (N, out); parameter gradients added. */
+static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const float *dy, const float *x,
+                    const float *xa, int N, uint64_t seed) {
+    int ld;
+    const float *W = lin_weight(t, L, &ld);
+    ct__sgemm(0, 0, N, L->in, L->out, 1.0f, dy, L->out, W, ld, acc ? 1.0f : 0.0f, dx, L->in, t->pool);
+    if (L->gw) ct__sgemm(1, 0, L->out, L->in, N, 1.0f, dy, L->out, x, L->in, 1.0f, L->gw, L->in, t->pool);
+    if (L->gb) ct__bias_bwd(L->gb, dy, N, L->out, t->pool);
+    if (!L->r) return;
+    float p = t->o.lora_dropout;
+    int drop = t->training && p > 0;
+    ct__sgemm(1, 0, L->out, L->r, N, t->scale, dy, L->out, xa, L->r, 1.0f, L->gB, L->r, t->pool);
+    ct__sgemm(0, 0, N, L->r, L->out, t->scale, dy, L->out, L->B, L->r, 0.0f, t->t_r, L->r, t->pool);
+    const float *xd = x;
+    if (drop) {
+        ct__dropout_fwd(t->t_in, x, (size_t)N * L->in, p, seed, t->pool);
+        xd = t->t_in;
+    }
+    ct__sgemm(1, 0, L->r, L->in, N, 1.0f, t->t_r, L->r, xd, L->in, 1.0f, L->gA, L->in, t->pool);
+    if (drop) {
+        ct__sgemm(0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 0.0f, t->t_in, L->in, t->pool);
+        ct__dropout_bwd(dx, t->t_in, (size_t)N * L->in, p, seed, t->pool);
+    } else {
+        ct__sgemm(0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 1.0f, dx, L->in, t->pool);
+    }
+}
+
+static void add_inplace(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static ct__attn_shape attn_shape(const ct__tmodel *t, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    int gpt2 = g->arch == CT_ARCH_GPT2;
+    ct__attn_shape s = {.N = b->N, .n_seq = b->n_seq, .seq = b->seq, .NH = g->n_heads, .NKV = g->n_kv_heads,
+                        .HS = g->head_dim, .window = gpt2 ? 0 : g->sliding_window,
+                        .q_ld = t->qkv_out, .kv_ld = gpt2 ? t->qkv_out : t->kvd, .out_ld = t->qd};
+    return s;
+}
+
+/* ---- one block --------------------------------------------------------------- */
+
+static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    const ct__tblock *k = &t->blk[l];
+    ct__tacts *A = &t->acts[l];
+    const int N = b->N, C = g->dim, H = g->hidden_dim;
+    const float *x = t->res + (size_t)l * N * C;
+    float *y = t->res + (size_t)(l + 1) * N * C;
+    ct__attn_shape as = attn_shape(t, b);
+    if (g->arch == CT_ARCH_GPT2) {
+        ct__layernorm_fwd(A->h1, A->mu1, A->rs1, x, k->n1w.w, k->n1b.w, N, C, g->norm_eps, t->pool);
+        lin_fwd(t, &k->lin[LIN_Q], A->q, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
+        ct__attention_fwd(A->att, A->probs, A->q, A->q + C, A->q + 2 * C, &as, t->pool);
+        lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
+        add_inplace(A->mid, x, (size_t)N * C);
+        ct__layernorm_fwd(A->h2, A->mu2, A->rs2, A->mid, k->n2w.w, k->n2b.w, N, C, g->norm_eps, t->pool);
+        lin_fwd(t, &k->lin[LIN_UP], A->g, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
+        ct__gelu_fwd(A->a, A->g, (size_t)N * H, t->pool);
+    } else {
+        ct__rmsnorm_fwd(A->h1, A->rs1, x, k->n1w.w, N, C, g->norm_eps, t->pool);
+        lin_fwd(t, &k->lin[LIN_Q], A->q, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
+        lin_fwd(t, &k->lin[LIN_K], A->k, A->h1, A->xa[LIN_K], N, drop_seed(t, l, LIN_K));
+        lin_fwd(t, &k->lin[LIN_V], A->v, A->h1, A->xa[LIN_V], N, drop_seed(t, l, LIN_V));
+        ct__rope_apply(A->q, N, t->qd, g->n_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style, 0);
+        ct__rope_apply(A->k, N, t->kvd, g->n_kv_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin,
+                       g->rope_style, 0);
+        ct__attention_fwd(A->att, A->probs, A->q, A->k, A->v, &as, t->pool);
+        lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
+        add_inplace(A->mid, x, (size_t)N * C);
+        ct__rmsnorm_fwd(A->h2, A->rs2, A->mid, k->n2w.w, N, C, g->norm_eps, t->pool);
+        lin_fwd(t, &k->lin[LIN_GATE], A->g, A->h2, A->xa[LIN_GATE], N, drop_seed(t, l, LIN_GATE));
+        lin_fwd(t, &k->lin[LIN_UP], A->u, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
+        ct__swiglu_fwd(A->a, A->g, A->u, (size_t)N * H, t->pool);
+    }
+    lin_fwd(t, &k->lin[LIN_DOWN], y, A->a, A->xa[LIN_DOWN], N, drop_seed(t, l, LIN_DOWN));
+    add_inplace(y, A->mid, (size_t)N * C);
+}
+
+/* t->dres: gradient of res[l+1] in, of res[l] out. */
+static void block_bwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    const ct__tblock *k = &t->blk[l];
+    const ct__tacts *A = &t->acts[l];
+    const int N = b->N, C = g->dim, H = g->hidden_dim;
+    const float *x = t->res + (size_t)l * N * C;
+    float *dres = t->dres;
+    ct__attn_shape as = attn_shape(t, b);
+    lin_bwd(t, &k->lin[LIN_DOWN], t->dA, 0, dres, A->a, A->xa[LIN_DOWN], N, drop_seed(t, l, LIN_DOWN));
+    if (g->arch == CT_ARCH_GPT2) {
+        ct__gelu_bwd(t->dA, t->dA, A->g, (size_t)N * H, t->pool);
+        lin_bwd(t, &k->lin[LIN_UP], t->dh, 0, t->dA, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
+        ct__layernorm_bwd(dres, k->n2w.g, k->n2b.g, t->dh, A->mid, k->n2w.w, A->mu2, A->rs2, N, C, t->pool);
+        lin_bwd(t, &k->lin[LIN_O], t->datt, 0, dres, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
+        ct__attention_bwd(t->dq, t->dq + C, t->dq + 2 * C, t->datt, A->probs, A->q, A->q + C, A->q + 2 * C, &as,
+                          t->pool);
+        lin_bwd(t, &k->lin[LIN_Q], t->dh, 0, t->dq, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
+        ct__layernorm_bwd(dres, k->n1w.g, k->n1b.g, t->dh, x, k->n1w.w, A->mu1, A->rs1, N, C, t->pool);
+        return;
+    }
+    ct__swiglu_bwd(t->dG, t->dU, t->dA, A->g, A->u, (size_t)N * H, t->pool);
+    lin_bwd(t, &k->lin[LIN_GATE], t->dh, 0, t->dG, A->h2, A->xa[LIN_GATE], N, drop_seed(t, l, LIN_GATE));
+    lin_bwd(t, &k->lin[LIN_UP], t->dh, 1, t->dU, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
+    ct__rmsnorm_bwd(dres, k->n2w.g, t->dh, A->mid, k->n2w.w, A->rs2, N, C, t->pool);
+    lin_bwd(t, &k->lin[LIN_O], t->datt, 0, dres, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
+    ct__attention_bwd(t->dq, t->dk, t->dv, t->datt, A->probs, A->q, A->k, A->v, &as, t->pool);
+    ct__rope_apply(t->dq, N, t->qd, g->n_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style, 1);
+    ct__rope_apply(t->dk, N, t->kvd, g->n_kv_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style,
+                   1);
+    lin_bwd(t, &k->lin[LIN_Q], t->dh, 0, t->dq, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
+    lin_bwd(t, &k->lin[LIN_K], t->dh, 1, t->dk, A->h1, A->xa[LIN_K], N, drop_seed(t, l, LIN_K));
+    lin_bwd(t, &k->lin[LIN_V], t->dh, 1, t->dv, A->h1, A->xa[LIN_V], N, drop_seed(t, l, LIN_V));
+    ct__rmsnorm_bwd(dres, k->n1w.g, t->dh, x, k->n1w.w, A->rs1, N, C, t->pool);
+}
+
+/* ---- embeddings, head ------------------------------------------------------------ */
+
+static void embed_fwd(ct__tmodel *t, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    const int N = b->N, C = g->dim;
+    if (t->wte) {
+        ct__embed_fwd(t->res, b->ids, t->pos, t->wte, t->wpe, N, C);
+        return;
+    }
+    float *row = t->dh; /* free during the forward pass */
+    for (int i = 0; i < N; i++) {
+        float *o = t->res + (size_t)i * C;
+        ct__mat_row_f32(&t->m->tok_emb, b->ids[i], o);
+        if (g->arch == CT_ARCH_GPT2) {
+            ct__mat_row_f32(&t->m->pos_emb, t->pos[i], row);
+            add_inplace(o, row, (size_t)C);
+        }
+    }
+}
+
+/* Head weight (V, C) as f32 with row stride *ld (NULL: use ct__matmul on the ct_mat). */
+static const float *head_weight(ct__tmodel *t, int *ld, int need_f32) {
+    const ct_mat *W = &t->m->output;
+    *ld = t->cfg->dim;
+    if (t->whead) return t->whead;
+    if (W->dtype == CT_DT_F32) { *ld = (int)(W->row_bytes / sizeof(float)); return W->data; }
+    if (!need_f32) return NULL;
+    for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, t->wdeq + (size_t)r * W->cols);
+    return t->wdeq;
+}
+
+/* Final norm output t->hf → loss; backward: t->dh = d hf, head weight gradient. */
+static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits_out) {
+    const ct_config *g = t->cfg;
+    const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
+    int ld;
+    const float *W = head_weight(t, &ld, backward);
+    double loss = 0;
+    for (int r0 = 0; r0 < N; r0 += CH) {
+        int n = N - r0 < CH ? N - r0 : CH;
+        const float *h = t->hf + (size_t)r0 * C;
+        if (W) ct__sgemm(0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V, t->pool);
+        else ct__matmul(t->logits, h, &t->m->output, NULL, n, t->pool);
+        if (logits_out) memcpy(logits_out + (size_t)r0 * V, t->logits, (size_t)n * V * sizeof(float));
+        loss += ct__xent_fwd_bwd(t->logits, b->targets + r0, n, V, scale, t->pool);
+        if (!backward) continue;
+        ct__sgemm(0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C, t->pool);
+        if (t->gwhead) ct__sgemm(1, 0, V, C, n, 1.0f, t->logits, V, h, C, 1.0f, t->gwhead, C, t->pool);
+    }
+    return loss;
+}
+
+/* ---- the pass ---------------------------------------------------------------------- */
+
+static ct_status check_batch(const ct__tmodel *t, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    if (b->N <= 0 || b->N > t->o.max_rows || b->n_seq <= 0 || b->seq[0] != 0 || b->seq[b->n_seq] != b->N)
+        return ct__err(CT_ERR_ARG, "training: bad micro-batch (%d rows, %d sequences; at most %d rows)", b->N,
+                       b->n_seq, t->o.max_rows);
+    for (int s = 0; s < b->n_seq; s++) {
+        int len = b->seq[s + 1] - b->seq[s];
+        if (len <= 0 || len > t->o.max_seq)
+            return ct__err(CT_ERR_ARG, "training: sequence %d has %d tokens (1..%d allowed)", s, len, t->o.max_seq);
+    }
+    for (int i = 0; i < b->N; i++) {
+        if (b->ids[i] < 0 || b->ids[i] >= g->vocab_size)
+            return ct__err(CT_ERR_RANGE, "training: token id %d at row %d is outside the vocabulary (%d)", b->ids[i],
+                           i, g->vocab_size);
+        if (b->targets[i] >= g->vocab_size)
+            return ct__err(CT_ERR_RANGE, "training: target id %d at row %d is outside the vocabulary (%d)",
+                           b->targets[i], i, g->vocab_size);
+    }
+    return CT_OK;
+}
+
+ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits,
+                                  double *loss_sum) {
+    ct_status s = check_batch(t, b);
+    if (s) return s;
+    const ct_config *g = t->cfg;
+    const int N = b->N, C = g->dim, L = g->n_layers;
+    for (int q = 0; q < b->n_seq; q++)
+        for (int i = b->seq[q]; i < b->seq[q + 1]; i++) t->pos[i] = i - b->seq[q];
+    t->training = backward;
+    embed_fwd(t, b);
+    for (int l = 0; l < L; l++) block_fwd(t, l, b);
+    const float *xl = t->res + (size_t)L * N * C;
+    if (g->arch == CT_ARCH_GPT2)
+        ct__layernorm_fwd(t->hf, t->muf, t->rsf, xl, t->nfw.w, t->nfb.w, N, C, g->norm_eps, t->pool);
+    else
+        ct__rmsnorm_fwd(t->hf, t->rsf, xl, t->nfw.w, N, C, g->norm_eps, t->pool);
+    double loss = head_fwd_bwd(t, b, scale, backward, logits);
+    if (loss_sum) *loss_sum = loss;
+    if (!backward) return CT_OK;
+    memset(t->dres, 0, (size_t)N * C * sizeof(float));
+    if (g->arch == CT_ARCH_GPT2)
+        ct__layernorm_bwd(t->dres, t->nfw.g, t->nfb.g, t->dh, xl, t->nfw.w, t->muf, t->rsf, N, C, t->pool);
+    else
+        ct__rmsnorm_bwd(t->dres, t->nfw.g, t->dh, xl, t->nfw.w, t->rsf, N, C, t->pool);
+    for (int l = L - 1; l >= 0; l--) {
+        if (t->o.checkpointing) block_fwd(t, l, b);
+        block_bwd(t, l, b);
+    }
+    if (t->gwte) ct__embed_bwd(t->gwte, t->gwpe, t->dres, b->ids, t->pos, N, C, t->pool);
+    return CT_OK;
+}
+
+void ct__tm_set_dropout_seed(ct__tmodel *t, uint64_t seed) { t->drop_seed = seed; }

@@ -1,0 +1,516 @@
+/* src/train/tmodel.c — setting a loaded model up for training: the table of
+ * trainable parameters (Hugging Face names for full fine-tuning, PEFT names
+ * for LoRA) in one f32 buffer, LoRA's initialisation, the activation memory
+ * plan, and conversions between our layouts and the files'.
+ *
+ * Full fine-tuning copies every weight to f32 (dequantizing stored types).
+ * LoRA leaves the base exactly as loaded (memory-mapped, stored dtype) and
+ * adds A (r, in) ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform_ with
+ * a = sqrt(5)) and B (out, r) = 0 for every targeted linear layer.
+ * The forward/backward pass is in tblock.c.
+ * Leaves out: LoRA on embeddings or the head, bias training with LoRA
+ * (PEFT's bias="none" only), DoRA.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/rng.h"
+#include "model/kernels.h"
+#include "train/tmodel_internal.h"
+
+enum { HEAD_ROWS = 128 };
+
+/* ---- names --------------------------------------------------------------------- */
+
+static const char *const k_llama_lin[LIN_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                   "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                                   "mlp.down_proj"};
+static const char *const k_gpt2_lin[LIN_COUNT] = {"attn.c_attn", NULL, NULL, "attn.c_proj", NULL, "mlp.c_fc",
+                                                  "mlp.c_proj"};
+
+const char *ct__tm_target_name(ct_arch arch, unsigned bit) {
+    static const char *const llama[LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+    static const char *const gpt2[LIN_COUNT] = {"c_attn", NULL, NULL, "c_proj", NULL, "c_fc", "c_proj"};
+    for (int i = 0; i < LIN_COUNT; i++)
+        if (bit == (1u << i)) return arch == CT_ARCH_GPT2 ? gpt2[i] : llama[i];
+    return NULL;
+}
+
+static const char *lin_name(ct_arch arch, int i) { return arch == CT_ARCH_GPT2 ? k_gpt2_lin[i] : k_llama_lin[i]; }
+static const char *block_prefix(ct_arch arch) { return arch == CT_ARCH_GPT2 ? "transformer.h" : "model.layers"; }
+
+/* ---- the parameter table ----------------------------------------------------------- */
+
+typedef struct {
+    ct__tmodel *t;
+    int count_only;
+    size_t n;     /* floats so far */
+    int np;       /* entries so far */
+    int cap;
+} ptab_b;
+
+/* Add a parameter; returns its offset (floats), or (size_t)-1 on OOM. */
+static size_t add_param(ptab_b *b, const char *name, int ndim, int64_t d0, int64_t d1, int transposed,
+                        int rope_rows) {
+    size_t numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    size_t off = b->n;
+    if (!b->count_only) {
+        ct__tparam *p = &b->t->ptab[b->np];
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->ndim = ndim;
+        p->shape[0] = transposed ? d1 : d0;
+        p->shape[1] = ndim == 2 ? (transposed ? d0 : d1) : 0;
+        p->transposed = transposed;
+        p->rope_rows = rope_rows;
+        p->off = off;
+        p->n = numel;
+        p->decay = ndim >= 2;
+    }
+    b->np++;
+    b->n += (numel + 15) & ~(size_t)15; /* 64-byte aligned parameters */
+    return off;
+}
+
+#define PARAM(ptr, gptr, ...)                                                                   \
+    do {                                                                                        \
+        size_t off_ = add_param(b, __VA_ARGS__);                                                \
+        if (!b->count_only) { (ptr) = t->params + off_; (gptr) = t->grads + off_; }             \
+    } while (0)
+
+/* Walk the model's trainable parameters in file order (count_only: sizes only). */
+static void walk_params(ptab_b *b) {
+    ct__tmodel *t = b->t;
+    const ct_config *g = t->cfg;
+    const int C = g->dim, H = g->hidden_dim, V = g->vocab_size, gpt2 = g->arch == CT_ARCH_GPT2;
+    const int norm_rope = g->arch == CT_ARCH_LLAMA && g->rope_style == CT_ROPE_NORM;
+    char nm[160];
+    const char *bp = block_prefix(g->arch);
+    if (t->o.method == CT_TM_FULL) {
+        float *dummy = NULL;
+        PARAM(t->wte, t->gwte, gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight", 2, V, C, 0, 0);
+        if (gpt2) PARAM(t->wpe, t->gwpe, "transformer.wpe.weight", 2, g->max_seq_len, C, 0, 0);
+        for (int l = 0; l < g->n_layers; l++) {
+            ct__tblock *k = &t->blk[l];
+            float *w = NULL, *gw = NULL;
+            snprintf(nm, sizeof nm, gpt2 ? "%s.%d.ln_1.weight" : "%s.%d.input_layernorm.weight", bp, l);
+            PARAM(w, gw, nm, 1, C, 0, 0, 0);
+            if (!b->count_only) { k->n1w.w = w; k->n1w.g = gw; }
+            if (gpt2) {
+                snprintf(nm, sizeof nm, "%s.%d.ln_1.bias", bp, l);
+                PARAM(w, gw, nm, 1, C, 0, 0, 0);
+                if (!b->count_only) { k->n1b.w = w; k->n1b.g = gw; }
+            }
+            for (int i = 0; i < LIN_COUNT; i++) {
+                ct__tlin *L = &k->lin[i];
+                if (!lin_name(g->arch, i)) continue;
+                if (gpt2 && i == LIN_UP) { /* ln_2 sits before the MLP in file order */
+                    snprintf(nm, sizeof nm, "%s.%d.ln_2.weight", bp, l);
+                    PARAM(w, gw, nm, 1, C, 0, 0, 0);
+                    if (!b->count_only) { k->n2w.w = w; k->n2w.g = gw; }
+                    snprintf(nm, sizeof nm, "%s.%d.ln_2.bias", bp, l);
+                    PARAM(w, gw, nm, 1, C, 0, 0, 0);
+                    if (!b->count_only) { k->n2b.w = w; k->n2b.g = gw; }
+                }
+                if (!gpt2 && i == LIN_GATE) {
+                    snprintf(nm, sizeof nm, "%s.%d.post_attention_layernorm.weight", bp, l);
+                    PARAM(w, gw, nm, 1, C, 0, 0, 0);
+                    if (!b->count_only) { k->n2w.w = w; k->n2w.g = gw; }
+                }
+                int rr = norm_rope && (i == LIN_Q || i == LIN_K);
+                snprintf(nm, sizeof nm, "%s.%d.%s.weight", bp, l, lin_name(g->arch, i));
+                PARAM(L->w, L->gw, nm, 2, L->out, L->in, gpt2, rr);
+                int has_b = gpt2 || (g->qkv_bias && i <= LIN_V);
+                if (has_b) {
+                    snprintf(nm, sizeof nm, "%s.%d.%s.bias", bp, l, lin_name(g->arch, i));
+                    PARAM(w, gw, nm, 1, L->out, 0, 0, rr);
+                    if (!b->count_only) { L->b = w; L->gb = gw; }
+                }
+            }
+        }
+        PARAM(dummy, t->nfw.g, gpt2 ? "transformer.ln_f.weight" : "model.norm.weight", 1, C, 0, 0, 0);
+        t->nfw.w = dummy;
+        if (gpt2) {
+            PARAM(dummy, t->nfb.g, "transformer.ln_f.bias", 1, C, 0, 0, 0);
+            t->nfb.w = dummy;
+        }
+        if (g->tie_embeddings) {
+            t->whead = t->wte;
+            t->gwhead = t->gwte;
+        } else {
+            PARAM(t->whead, t->gwhead, "lm_head.weight", 2, V, C, 0, 0);
+        }
+        return;
+    }
+    /* LoRA: A and B of each targeted layer, PEFT's names */
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            ct__tlin *L = &t->blk[l].lin[i];
+            if (!L->r) continue;
+            int rr = norm_rope && (i == LIN_Q || i == LIN_K);
+            snprintf(nm, sizeof nm, "base_model.model.%s.%d.%s.lora_A.weight", bp, l, lin_name(g->arch, i));
+            PARAM(L->A, L->gA, nm, 2, L->r, L->in, 0, 0);
+            snprintf(nm, sizeof nm, "base_model.model.%s.%d.%s.lora_B.weight", bp, l, lin_name(g->arch, i));
+            PARAM(L->B, L->gB, nm, 2, L->out, L->r, 0, rr);
+        }
+}
+#undef PARAM
+
+/* ---- conversions ------------------------------------------------------------------- */
+
+/* Row of the file (HF, NEOX layout) held by our row r of a NORM-rope q/k matrix. */
+static int64_t rope_file_row(int64_t r, int HS) {
+    int64_t h = r / HS, j = r % HS;
+    return h * HS + (j % 2 ? HS / 2 + j / 2 : j / 2);
+}
+
+void ct__tm_param_to_file(const ct__tmodel *t, const ct__tparam *p, const float *ours, float *file) {
+    int64_t rows = p->transposed ? p->shape[1] : p->shape[0];
+    int64_t cols = p->ndim == 2 ? (p->transposed ? p->shape[0] : p->shape[1]) : 1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t fr = p->rope_rows ? rope_file_row(r, t->cfg->head_dim) : r;
+        for (int64_t c = 0; c < cols; c++) {
+            float v = ours[r * cols + c];
+            if (p->transposed) file[c * rows + fr] = v;
+            else file[fr * cols + c] = v;
+        }
+    }
+}
+
+void ct__tm_param_from_file(const ct__tmodel *t, const ct__tparam *p, const float *file, float *ours) {
+    int64_t rows = p->transposed ? p->shape[1] : p->shape[0];
+    int64_t cols = p->ndim == 2 ? (p->transposed ? p->shape[0] : p->shape[1]) : 1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t fr = p->rope_rows ? rope_file_row(r, t->cfg->head_dim) : r;
+        for (int64_t c = 0; c < cols; c++)
+            ours[r * cols + c] = p->transposed ? file[c * rows + fr] : file[fr * cols + c];
+    }
+}
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+static void copy_mat(float *dst, const ct_mat *W) {
+    for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, dst + (size_t)r * W->cols);
+}
+
+static void copy_vec(float *dst, const float *src, int n) {
+    if (src) memcpy(dst, src, (size_t)n * sizeof *dst);
+}
+
+/* The fused (3C, C) c_attn view of a GPT-2 block's q/k/v rows. */
+static ct_mat gpt2_qkv(const ct__layer *L) {
+    ct_mat m = L->wq;
+    m.rows = L->wq.rows + L->wk.rows + L->wv.rows;
+    return m;
+}
+
+/* Fill the block's layer shapes, frozen bases and frozen vectors. */
+static void setup_blocks(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    const int C = g->dim, H = g->hidden_dim, gpt2 = g->arch == CT_ARCH_GPT2;
+    for (int l = 0; l < g->n_layers; l++) {
+        const ct__layer *S = &t->m->layers[l];
+        ct__tblock *k = &t->blk[l];
+        k->n1w.w = S->attn_norm;
+        k->n1b.w = S->attn_norm_b;
+        k->n2w.w = S->ffn_norm;
+        k->n2b.w = S->ffn_norm_b;
+        const ct_mat *mats[LIN_COUNT] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        const float *bias[LIN_COUNT] = {S->bq, S->bk, S->bv, S->bo, NULL, S->b_up, S->b_down};
+        for (int i = 0; i < LIN_COUNT; i++) {
+            ct__tlin *L = &k->lin[i];
+            if (!lin_name(g->arch, i)) continue;
+            L->base = (gpt2 && i == LIN_Q) ? gpt2_qkv(S) : *mats[i];
+            L->in = L->base.cols;
+            L->out = L->base.rows;
+            L->b = bias[i]; /* GPT-2's fused bias: bq, bk, bv are consecutive */
+            if (t->o.method == CT_TM_LORA && (t->o.lora_targets & (1u << i))) L->r = t->o.lora_r;
+        }
+        (void)C;
+        (void)H;
+    }
+}
+
+/* After walk_params: copy the base weights into the trainable buffers (full),
+ * or initialise A and B (LoRA). */
+static void init_values(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    const ct_model *m = t->m;
+    if (t->o.method == CT_TM_FULL) {
+        copy_mat(t->wte, &m->tok_emb);
+        if (t->wpe) copy_mat(t->wpe, &m->pos_emb);
+        for (int l = 0; l < g->n_layers; l++) {
+            const ct__layer *S = &m->layers[l];
+            ct__tblock *k = &t->blk[l];
+            copy_vec((float *)k->n1w.w, S->attn_norm, g->dim);
+            if (k->n1b.g) copy_vec((float *)k->n1b.w, S->attn_norm_b, g->dim);
+            copy_vec((float *)k->n2w.w, S->ffn_norm, g->dim);
+            if (k->n2b.g) copy_vec((float *)k->n2b.w, S->ffn_norm_b, g->dim);
+            const float *bias[LIN_COUNT] = {S->bq, S->bk, S->bv, S->bo, NULL, S->b_up, S->b_down};
+            for (int i = 0; i < LIN_COUNT; i++) {
+                ct__tlin *L = &k->lin[i];
+                if (!L->out) continue;
+                copy_mat(L->w, &L->base);
+                if (L->gb) copy_vec((float *)L->b, bias[i], L->out);
+                memset(&L->base, 0, sizeof L->base); /* trainable now: the copy is the weight */
+            }
+        }
+        copy_vec((float *)t->nfw.w, m->out_norm, g->dim);
+        if (t->nfb.g) copy_vec((float *)t->nfb.w, m->out_norm_b, g->dim);
+        if (!g->tie_embeddings) copy_mat(t->whead, &m->output);
+        return;
+    }
+    t->nfw.w = m->out_norm;
+    t->nfb.w = m->out_norm_b;
+    ct__rng rng;
+    ct__rng_seed(&rng, t->o.seed);
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            ct__tlin *L = &t->blk[l].lin[i];
+            if (!L->r) continue;
+            float bound = 1.0f / sqrtf((float)L->in);
+            for (size_t j = 0; j < (size_t)L->r * L->in; j++) {
+                double u = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53; /* [0, 1) */
+                L->A[j] = (float)((2.0 * u - 1.0) * bound);
+            }
+            memset(L->B, 0, (size_t)L->out * L->r * sizeof(float));
+        }
+}
+
+/* ---- activation memory ---------------------------------------------------------- */
+
+enum { MAXBUF = 96 };
+typedef struct {
+    float **ptr[MAXBUF];
+    size_t n[MAXBUF];
+    int k;
+} plan;
+
+static void want(plan *p, float **ptr, size_t n) {
+    p->ptr[p->k] = ptr;
+    p->n[p->k] = n;
+    p->k++;
+}
+
+static size_t attn_probs_bound(const ct__tmodel *t) {
+    /* sum of len^2 over sequences <= max_seq * N */
+    return (size_t)t->cfg->n_heads * (size_t)t->o.max_seq * (size_t)t->o.max_rows;
+}
+
+static void plan_acts(ct__tmodel *t, ct__tacts *A, plan *p) {
+    const ct_config *g = t->cfg;
+    size_t N = (size_t)t->o.max_rows, C = (size_t)g->dim, H = (size_t)g->hidden_dim;
+    int gpt2 = g->arch == CT_ARCH_GPT2;
+    want(p, &A->h1, N * C);
+    if (gpt2) want(p, &A->mu1, N);
+    want(p, &A->rs1, N);
+    want(p, &A->q, N * (size_t)t->qkv_out);
+    if (!gpt2) {
+        want(p, &A->k, N * (size_t)t->kvd);
+        want(p, &A->v, N * (size_t)t->kvd);
+    }
+    want(p, &A->probs, attn_probs_bound(t));
+    want(p, &A->att, N * (size_t)t->qd);
+    want(p, &A->mid, N * C);
+    want(p, &A->h2, N * C);
+    if (gpt2) want(p, &A->mu2, N);
+    want(p, &A->rs2, N);
+    want(p, &A->g, N * H);
+    if (!gpt2) want(p, &A->u, N * H);
+    want(p, &A->a, N * H);
+}
+
+static ct_status alloc_acts(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    size_t N = (size_t)t->o.max_rows, C = (size_t)g->dim, H = (size_t)g->hidden_dim, V = (size_t)g->vocab_size;
+    int L = g->n_layers, n_acts = t->o.checkpointing ? 1 : L;
+    plan p = {.k = 0};
+    t->acts = ct__calloc((size_t)L, sizeof *t->acts);
+    if (!t->acts) return ct__err(CT_ERR_NOMEM, "training: out of memory");
+    want(&p, &t->res, (size_t)(L + 1) * N * C);
+    for (int l = 0; l < n_acts; l++) plan_acts(t, &t->acts[l], &p);
+    want(&p, &t->hf, N * C);
+    want(&p, &t->muf, N);
+    want(&p, &t->rsf, N);
+    want(&p, &t->dres, N * C);
+    want(&p, &t->dh, N * C);
+    want(&p, &t->dq, N * (size_t)t->qkv_out);
+    if (g->arch != CT_ARCH_GPT2) {
+        want(&p, &t->dk, N * (size_t)t->kvd);
+        want(&p, &t->dv, N * (size_t)t->kvd);
+    }
+    want(&p, &t->datt, N * (size_t)t->qd);
+    want(&p, &t->dA, N * H);
+    want(&p, &t->dG, N * H);
+    want(&p, &t->dU, N * H);
+    size_t max_in = H > C ? H : C;
+    if ((size_t)t->qd > max_in) max_in = (size_t)t->qd;
+    if (t->o.method == CT_TM_LORA) {
+        want(&p, &t->t_r, N * (size_t)t->o.lora_r);
+        want(&p, &t->t_in, N * max_in);
+    }
+    t->head_rows = (int)(N < HEAD_ROWS ? N : HEAD_ROWS);
+    want(&p, &t->logits, (size_t)t->head_rows * V);
+    if (t->wdeq_n) want(&p, &t->wdeq, t->wdeq_n);
+    want(&p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
+    want(&p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
+    want(&p, (float **)&t->pos, N);
+    /* LoRA x A^T buffers, per block (or shared with checkpointing) */
+    size_t nxa = 0;
+    for (int l = 0; l < n_acts; l++)
+        for (int i = 0; i < LIN_COUNT; i++)
+            if (t->blk[l].lin[i].r) nxa++;
+    float *xa_all = NULL;
+    if (nxa) want(&p, &xa_all, nxa * N * (size_t)t->o.lora_r);
+    size_t total = 0;
+    for (int i = 0; i < p.k; i++) {
+        size_t padded = (p.n[i] + 15) & ~(size_t)15, nt;
+        if (ct__add_ovf(total, padded, &nt)) return ct__err(CT_ERR_RANGE, "training: activation size overflows");
+        total = nt;
+    }
+    if (total > SIZE_MAX / sizeof(float)) return ct__err(CT_ERR_RANGE, "training: activation size overflows");
+    t->mem_bytes = total * sizeof(float);
+    t->mem = ct__alloc_big(t->mem_bytes);
+    if (!t->mem)
+        return ct__err(CT_ERR_NOMEM, "training: cannot allocate %.1f MiB of activations (%d rows per micro-batch); "
+                       "use a smaller --micro-batch or --max-len, or gradient checkpointing",
+                       t->mem_bytes / 1048576.0, t->o.max_rows);
+    float *q = t->mem;
+    for (int i = 0; i < p.k; i++) {
+        *p.ptr[i] = p.n[i] ? q : NULL;
+        q += (p.n[i] + 15) & ~(size_t)15;
+    }
+    size_t xi = 0;
+    for (int l = 0; l < n_acts; l++)
+        for (int i = 0; i < LIN_COUNT; i++)
+            if (t->blk[l].lin[i].r) t->acts[l].xa[i] = xa_all + (xi++) * N * (size_t)t->o.lora_r;
+    for (int l = n_acts; l < L; l++) t->acts[l] = t->acts[0];
+    if (g->arch == CT_ARCH_LLAMA)
+        ct__rope_tables(t->rope_cos, t->rope_sin, t->o.max_seq, g->head_dim, g->rope_theta);
+    return CT_OK;
+}
+
+/* Largest frozen matrix that is not F32 (dequantized for its input gradient). */
+static size_t frozen_deq_floats(const ct__tmodel *t) {
+    size_t mx = 0;
+    const ct_config *g = t->cfg;
+    if (t->o.method == CT_TM_FULL) return 0;
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            const ct__tlin *L = &t->blk[l].lin[i];
+            if (L->out && L->base.dtype != CT_DT_F32) {
+                size_t n = (size_t)L->out * L->in;
+                if (n > mx) mx = n;
+            }
+        }
+    if (t->m->output.dtype != CT_DT_F32) {
+        size_t n = (size_t)g->vocab_size * g->dim;
+        if (n > mx) mx = n;
+    }
+    return mx;
+}
+
+ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
+    if (!out) return ct__err(CT_ERR_ARG, "ct__tm_create: out is NULL");
+    *out = NULL;
+    if (!m || !o) return ct__err(CT_ERR_ARG, "ct__tm_create: model or options NULL");
+    const ct_config *g = &m->cfg;
+    if (o->max_rows <= 0 || o->max_seq <= 0 || o->max_seq > o->max_rows)
+        return ct__err(CT_ERR_ARG, "training: need 0 < max_seq (%d) <= max_rows (%d)", o->max_seq, o->max_rows);
+    if (o->max_seq > g->max_seq_len && g->arch == CT_ARCH_GPT2)
+        return ct__err(CT_ERR_RANGE, "training: sequences of %d tokens exceed GPT-2's %d positions; use --max-len %d",
+                       o->max_seq, g->max_seq_len, g->max_seq_len);
+    if (o->method == CT_TM_LORA) {
+        if (o->lora_r <= 0) return ct__err(CT_ERR_ARG, "LoRA: rank r must be positive (got %d)", o->lora_r);
+        if (!(o->lora_dropout >= 0 && o->lora_dropout < 1))
+            return ct__err(CT_ERR_ARG, "LoRA: dropout must be in [0, 1) (got %g)", o->lora_dropout);
+        unsigned valid = g->arch == CT_ARCH_GPT2 ? (CT_LT_Q | CT_LT_O | CT_LT_UP | CT_LT_DOWN) : CT_LT_ALL;
+        if (!(o->lora_targets & valid) || (o->lora_targets & ~valid))
+            return ct__err(CT_ERR_ARG, "LoRA: target modules do not fit a %s model", g->model_type);
+    }
+    ct__tmodel *t = ct__calloc(1, sizeof *t);
+    if (!t) return ct__err(CT_ERR_NOMEM, "training: out of memory");
+    t->m = m;
+    t->cfg = g;
+    t->o = *o;
+    t->qd = g->n_heads * g->head_dim;
+    t->kvd = g->n_kv_heads * g->head_dim;
+    t->qkv_out = g->arch == CT_ARCH_GPT2 ? 3 * g->dim : t->qd;
+    t->scale = o->method == CT_TM_LORA
+                   ? (o->rslora ? o->lora_alpha / sqrtf((float)o->lora_r) : o->lora_alpha / (float)o->lora_r)
+                   : 0.0f;
+    ct_status s = ct__pool_create(o->n_threads, &t->pool);
+    t->blk = s ? NULL : ct__calloc((size_t)g->n_layers, sizeof *t->blk);
+    if (s || !t->blk) {
+        ct__tm_free(t);
+        return s ? s : ct__err(CT_ERR_NOMEM, "training: out of memory");
+    }
+    setup_blocks(t);
+    ptab_b b = {.t = t, .count_only = 1};
+    walk_params(&b);
+    t->n_params = b.n;
+    t->n_ptab = b.np;
+    t->ptab = ct__calloc((size_t)(b.np ? b.np : 1), sizeof *t->ptab);
+    t->params = ct__alloc_big((t->n_params ? t->n_params : 16) * sizeof(float));
+    t->grads = ct__alloc_big((t->n_params ? t->n_params : 16) * sizeof(float));
+    if (!t->ptab || !t->params || !t->grads) {
+        double mib = 2.0 * t->n_params * sizeof(float) / 1048576.0;
+        ct__tm_free(t);
+        return ct__err(CT_ERR_NOMEM, "training: cannot allocate %.1f MiB for parameters and gradients", mib);
+    }
+    memset(t->params, 0, t->n_params * sizeof(float));
+    memset(t->grads, 0, t->n_params * sizeof(float));
+    b = (ptab_b){.t = t, .count_only = 0};
+    walk_params(&b);
+    init_values(t);
+    t->wdeq_n = frozen_deq_floats(t);
+    s = alloc_acts(t);
+    if (s) {
+        ct__tm_free(t);
+        return s;
+    }
+    *out = t;
+    return CT_OK;
+}
+
+void ct__tm_free(ct__tmodel *t) {
+    if (!t) return;
+    ct__pool_free(t->pool);
+    if (t->params) ct__free_big(t->params, (t->n_params ? t->n_params : 16) * sizeof(float));
+    if (t->grads) ct__free_big(t->grads, (t->n_params ? t->n_params : 16) * sizeof(float));
+    if (t->mem) ct__free_big(t->mem, t->mem_bytes);
+    free(t->ptab);
+    free(t->blk);
+    free(t->acts);
+    free(t);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+ct_status ct__tm_run(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits,
+                     double *loss_sum) {
+    return ct__tm_forward_backward(t, b, scale, backward, logits, loss_sum);
+}
+
+void ct__tm_zero_grad(ct__tmodel *t) { memset(t->grads, 0, t->n_params * sizeof(float)); }
+float *ct__tm_params(ct__tmodel *t, size_t *n) {
+    if (n) *n = t->n_params;
+    return t->params;
+}
+float *ct__tm_grads(ct__tmodel *t) { return t->grads; }
+const ct__tparam *ct__tm_ptable(const ct__tmodel *t, int *n) {
+    *n = t->n_ptab;
+    return t->ptab;
+}
+const ct__tparam *ct__tm_find(const ct__tmodel *t, const char *name) {
+    for (int i = 0; i < t->n_ptab; i++)
+        if (strcmp(t->ptab[i].name, name) == 0) return &t->ptab[i];
+    return NULL;
+}
+ct_pool *ct__tm_pool(ct__tmodel *t) { return t->pool; }
+const ct__tm_opts *ct__tm_options(const ct__tmodel *t) { return &t->o; }
+ct_model *ct__tm_model(ct__tmodel *t) { return t->m; }
+size_t ct__tm_act_bytes(const ct__tmodel *t) { return t->mem_bytes; }
+float ct__tm_lora_scale(const ct__tmodel *t) { return t->scale; }

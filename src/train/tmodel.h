@@ -1,0 +1,104 @@
+/* src/train/tmodel.h — a model set up for training: its trainable parameters
+ * (all weights for full fine-tuning, LoRA's A and B beside a frozen base), the
+ * activations a forward pass saves, and the backward pass.
+ *
+ * One micro-batch is N rows: several sequences packed end to end (rows
+ * [seq[s], seq[s+1]) are sequence s, at positions 0..len-1), with a target id
+ * per row (-1: no loss on that row). Forward runs every layer over all N rows
+ * at once (the matmuls see N rows), attention stays inside each sequence.
+ *
+ * Parameters live in one f32 buffer (params) with a gradient buffer of the
+ * same size (grads), described by a table of named tensors (Hugging Face or
+ * PEFT names) so that the optimizer, the checkpoints and the savers treat
+ * every parameter alike. Frozen weights stay as the loader mapped them (their
+ * stored dtype) and are read through ct_mat.
+ */
+#ifndef CT_TRAIN_TMODEL_H
+#define CT_TRAIN_TMODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "ctune/model.h"
+#include "tensor/ops.h"
+
+typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1 } ct__tm_method;
+
+/* The linear layers of a block, as LoRA targets. GPT-2: c_attn = Q (one fused
+ * q/k/v matrix), attn.c_proj = O, c_fc = UP, mlp.c_proj = DOWN. */
+enum {
+    CT_LT_Q = 1 << 0, CT_LT_K = 1 << 1, CT_LT_V = 1 << 2, CT_LT_O = 1 << 3,
+    CT_LT_GATE = 1 << 4, CT_LT_UP = 1 << 5, CT_LT_DOWN = 1 << 6,
+    CT_LT_ALL = 0x7f
+};
+
+typedef struct {
+    ct__tm_method method;
+    int lora_r;               /* rank (LoRA) */
+    float lora_alpha;
+    float lora_dropout;       /* on the input of A, as PEFT's lora_dropout */
+    int rslora;               /* scale alpha/sqrt(r) instead of alpha/r */
+    unsigned lora_targets;    /* CT_LT_* bits */
+    int max_rows;             /* most rows (tokens) in one micro-batch */
+    int max_seq;              /* longest sequence in one micro-batch */
+    int checkpointing;        /* save only each block's input; recompute in backward */
+    int n_threads;            /* <= 0: all cores */
+    uint64_t seed;            /* LoRA A initialisation */
+} ct__tm_opts;
+
+typedef struct {
+    char name[128];           /* HF name (full) or PEFT name (LoRA) */
+    int ndim;
+    int64_t shape[2];         /* as the HF/PEFT file stores it */
+    int transposed;           /* 1: the file stores the transpose of our (out, in) layout (GPT-2 Conv1D) */
+    int rope_rows;            /* q/k rows of a NORM-rope model (rows permuted when read/written as HF) */
+    size_t off, n;            /* floats at params + off */
+    int decay;                /* weight decay applies (2-D parameters) */
+} ct__tparam;
+
+typedef struct ct__tmodel ct__tmodel;
+
+/* The micro-batch: N rows of n_seq sequences. */
+typedef struct {
+    const int32_t *ids;       /* (N) */
+    const int32_t *targets;   /* (N), -1 = no loss */
+    const int32_t *seq;       /* (n_seq+1) row offsets */
+    int N, n_seq;
+} ct__tm_batch;
+
+/* Set up training of m (which must outlive the result). */
+ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out);
+void ct__tm_free(ct__tmodel *t);
+
+/* Forward the batch; returns the summed cross-entropy over rows with a
+ * target (double). With backward, adds the gradient of scale * that sum to
+ * grads (so scale = 1 / targets in the optimizer step gives the mean).
+ * logits: NULL or (N, V) to receive every row's logits. */
+ct_status ct__tm_run(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits,
+                     double *loss_sum);
+void ct__tm_zero_grad(ct__tmodel *t);
+/* Dropout masks of the next ct__tm_run (set per micro-batch, e.g. from the
+ * run seed, the step and the micro-batch index, so a resumed run repeats them). */
+void ct__tm_set_dropout_seed(ct__tmodel *t, uint64_t seed);
+
+/* The trainable parameters. */
+float *ct__tm_params(ct__tmodel *t, size_t *n);
+float *ct__tm_grads(ct__tmodel *t);
+const ct__tparam *ct__tm_ptable(const ct__tmodel *t, int *n);
+const ct__tparam *ct__tm_find(const ct__tmodel *t, const char *name);
+ct_pool *ct__tm_pool(ct__tmodel *t);
+const ct__tm_opts *ct__tm_options(const ct__tmodel *t);
+ct_model *ct__tm_model(ct__tmodel *t);
+/* Bytes of the activation buffers and scratch (for memory reports). */
+size_t ct__tm_act_bytes(const ct__tmodel *t);
+
+/* Copy a parameter between our layout and the file layout (transpose for
+ * GPT-2 Conv1D weights, RoPE row permutation for NORM-rope models).
+ * file: numel floats in the file's layout. */
+void ct__tm_param_to_file(const ct__tmodel *t, const ct__tparam *p, const float *ours, float *file);
+void ct__tm_param_from_file(const ct__tmodel *t, const ct__tparam *p, const float *file, float *ours);
+
+/* The LoRA scale (alpha/r or alpha/sqrt(r)). */
+float ct__tm_lora_scale(const ct__tmodel *t);
+/* Names of target bits for PEFT's target_modules ("q_proj", ... / "c_attn", ...). */
+const char *ct__tm_target_name(ct_arch arch, unsigned bit);
+
+#endif

@@ -1,0 +1,94 @@
+/* src/train/tmodel_internal.h — the layout of a ct__tmodel, shared by
+ * tmodel.c (set-up, parameters, memory) and tblock.c (forward/backward). */
+#ifndef CT_TRAIN_TMODEL_INTERNAL_H
+#define CT_TRAIN_TMODEL_INTERNAL_H
+#include "model/model_internal.h"
+#include "train/tkernels.h"
+#include "train/tmodel.h"
+
+/* A vector parameter: value and gradient (NULL when frozen). */
+typedef struct {
+    const float *w;
+    float *g;
+} ct__tvec;
+
+/* The linear layers of a block, in CT_LT_* bit order. */
+enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, LIN_COUNT };
+
+/* y (N, out) = x (N, in) W^T + b + scale * (dropout(x) A^T) B^T */
+typedef struct {
+    int in, out, r;           /* r = 0: no LoRA; out = 0: the layer does not exist */
+    ct_mat base;              /* frozen weight, stored dtype (rows = 0 when w is trainable) */
+    float *w, *gw;            /* (out, in) trainable weight (full fine-tuning) */
+    const float *b;           /* (out) or NULL */
+    float *gb;                /* (out) or NULL (frozen / no bias) */
+    float *A, *gA;            /* (r, in) */
+    float *B, *gB;            /* (out, r) */
+} ct__tlin;
+
+typedef struct {
+    ct__tvec n1w, n1b, n2w, n2b;    /* norms (b: GPT-2 LayerNorm only) */
+    ct__tlin lin[LIN_COUNT];        /* GPT-2: Q = fused c_attn (out 3C), K/V/GATE unused */
+} ct__tblock;
+
+/* What a block's forward saves for its backward. */
+typedef struct {
+    float *h1, *mu1, *rs1;     /* (N,C) (N) (N): first norm */
+    float *q, *k, *v;          /* (N,qd) (N,kvd) (N,kvd) after RoPE; GPT-2: q = fused (N,3C), k = v = NULL */
+    float *probs;              /* attention probabilities */
+    float *att;                /* (N,qd) attention output */
+    float *mid;                /* (N,C) residual after attention */
+    float *h2, *mu2, *rs2;     /* second norm */
+    float *g, *u, *a;          /* (N,H): gate, up, silu(gate)*up; GPT-2: g = c_fc output, a = gelu(g) */
+    float *xa[LIN_COUNT];      /* (N,r) LoRA x A^T (NULL where no LoRA) */
+} ct__tacts;
+
+struct ct__tmodel {
+    ct_model *m;
+    const ct_config *cfg;
+    ct__tm_opts o;
+    ct_pool *pool;
+    float scale;               /* LoRA scale */
+    int qd, kvd;               /* NH*HS, NKV*HS */
+    int qkv_out;               /* out of LIN_Q: qd (Llama) or 3C (GPT-2) */
+
+    /* parameters */
+    float *params, *grads;     /* (n_params) each */
+    size_t n_params;
+    ct__tparam *ptab;
+    int n_ptab;
+
+    /* embeddings and head: trainable f32 (w, g) or frozen ct_mat */
+    float *wte, *gwte;         /* (V,C) */
+    float *wpe, *gwpe;         /* (P,C) GPT-2 */
+    float *whead, *gwhead;     /* (V,C): == wte when tied; NULL when frozen */
+    ct__tvec nfw, nfb;         /* final norm */
+    ct__tblock *blk;           /* (L) */
+
+    /* activations: res (L+1, N, C); acts[l] (all alias acts[0] with checkpointing) */
+    float *res;
+    ct__tacts *acts;
+    float *hf, *muf, *rsf;     /* final norm (N,C) (N) (N) */
+    /* backward scratch */
+    float *dres, *dh;          /* (N,C) */
+    float *dq, *dk, *dv, *datt;/* (N,qkv_out) (N,kvd) (N,kvd) (N,qd) */
+    float *dA, *dG, *dU;       /* (N,H) */
+    float *t_r;                /* (N,r) */
+    float *t_in;               /* (N, max in) dropout input / LoRA dx */
+    float *logits;             /* (CH, V) head chunk */
+    float *wdeq;               /* dequantized frozen matrix (max out*in) or NULL */
+    size_t wdeq_n;
+    float *rope_cos, *rope_sin;/* (max_seq, HS/2) */
+    int32_t *pos;              /* (N) */
+    void *mem;
+    size_t mem_bytes;
+    int head_rows;             /* CH */
+    uint64_t drop_seed;        /* dropout stream of the current micro-batch */
+    int training;              /* dropout on (set by ct__tm_run's backward flag) */
+};
+
+/* tblock.c */
+ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits,
+                                  double *loss_sum);
+
+#endif
