@@ -223,6 +223,17 @@ static void kernel(int kc, const float *a, const float *b, float *C, size_t ldc,
 }
 #endif
 
+/* The kernel for a transposed C (C[c * ldc + r] for tile element (r, c)):
+ * the sums go through a local tile, the update is the same formula. */
+static void kernel_ct(int kc, const float *a, const float *b, float *C, size_t ldc, int mr, int nr, float alpha,
+                      float beta) {
+    _Alignas(64) float t[MR * NR];
+    kernel(kc, a, b, t, NR, MR, NR, 1.0f, 0.0f);
+    for (int c = 0; c < nr; c++, C += ldc)
+        for (int r = 0; r < mr; r++)
+            C[r] = beta == 0.0f ? alpha * t[r * NR + c] : fmaf(alpha, t[r * NR + c], beta * C[r]);
+}
+
 /* ---- driver -------------------------------------------------------------- */
 typedef struct {
     int ta, tb, M, N, K;
@@ -233,6 +244,7 @@ typedef struct {
     int split_m; /* threads split M (else N) */
     int units;   /* MR panels (split_m) or NR strips along the split dimension */
     int bf16;    /* round packed inputs to bf16 */
+    int ct;      /* C is stored transposed: element (m, n) at C[n * ldc + m] */
 } gemm_job;
 
 /* Round n packed floats to bf16 (nearest even; NaN stays NaN), in place. */
@@ -269,6 +281,11 @@ static void gemm_block(const gemm_job *g, int m0, int m1, int n0, int n1, float 
                     int nr = nc - jr < NR ? nc - jr : NR;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
+                        if (g->ct) {
+                            kernel_ct(kc, Ap + (size_t)ir * kc, bs, g->C + (size_t)(jc + jr) * g->ldc + ic + ir,
+                                      (size_t)g->ldc, mr, nr, g->alpha, beta);
+                            continue;
+                        }
                         kernel(kc, Ap + (size_t)ir * kc, bs, g->C + (size_t)(ic + ir) * g->ldc + jc + jr,
                                (size_t)g->ldc, mr, nr, g->alpha, beta);
                     }
@@ -313,7 +330,14 @@ static void gemm(int bf16, int ta, int tb, int M, int N, int K, float alpha, con
                  const float *B, int ldb, float beta, float *C, int ldc, ct_pool *pool) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
-    gemm_run r = {{ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, 0, 0, bf16}, pool};
+    gemm_run r = {{ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, 0, 0, bf16, 0}, pool};
+    if (N <= NR / 2 && M >= 2 * NR) {
+        /* narrow C (LoRA's rank 8): compute C^T = op(B)^T op(A)^T, whose
+         * short side fits the MR rows of the tile instead of padding NR */
+        gemm_job t = {!tb, !ta, N, M, K, alpha, beta, B, A, ldb, lda, ldc, C, 0, 0, bf16, 1};
+        r.job = t;
+        M = t.M; N = t.N;
+    }
     int mt = (M + MR - 1) / MR, nt = (N + NR - 1) / NR;
     /* split the dimension with more tiles (ties: M, whose panels are smaller) */
     r.job.split_m = (long long)mt * MR >= (long long)nt * NR;

@@ -1,7 +1,8 @@
 /* tests/unit/test_gemm.c — ct__sgemm against ct__sgemm_ref (double
  * accumulation): the four ta/tb cases, alpha/beta (beta 0 over a NaN-filled
  * C, beta 1 accumulation, other values), random sizes 1..70 in each
- * dimension plus sizes across the tile and K-block edges, row strides wider
+ * dimension plus sizes across the tile and K-block edges and narrow C (N <=
+ * 16, computed transposed), row strides wider
  * than the rows, and bit-identical results with a pool of 2 and without a
  * pool (needed for exact checkpoint resume). Also ct__sgemm_bf16 against the
  * reference on bf16-rounded inputs.
@@ -130,7 +131,8 @@ static void suite(which w, ct_pool *pool, double tol) {
     }
     /* across tile (8, 32), K-block (256) and cache-block edges, threaded */
     static const int sizes[][3] = {{1, 1, 1}, {8, 32, 256}, {9, 33, 257}, {7, 31, 255}, {1, 300, 513},
-                                   {300, 1, 513}, {130, 97, 600}, {64, 1600, 40}, {17, 1700, 3}, {1, 1, 1000}};
+                                   {300, 1, 513}, {130, 97, 600}, {64, 1600, 40}, {17, 1700, 3}, {1, 1, 1000},
+                                   {1000, 8, 40}, {70, 16, 300}, {65, 9, 2}}; /* narrow C: the transposed path */
     for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++)
         for (int t = 0; t < 4; t++)
             CHECK_EQ_INT(run_case(w, t & 1, t >> 1, sizes[i][0], sizes[i][1], sizes[i][2], 1.0f, t == 1 ? 0.0f : 1.0f,
@@ -140,6 +142,7 @@ static void suite(which w, ct_pool *pool, double tol) {
     CHECK(same_bits(w, 0, 0, 77, 400, 300, 1.0f, pool));
     CHECK(same_bits(w, 1, 0, 130, 130, 513, 1.0f, pool));
     CHECK(same_bits(w, 1, 1, 33, 2000, 64, 0.0f, pool));
+    CHECK(same_bits(w, 1, 0, 700, 8, 300, 1.0f, pool));
 }
 
 int main(void) {
