@@ -1,6 +1,7 @@
 /* src/formats/json_write.c — the JSON writer of json_write.h: a growable
  * buffer, RFC 8259 string escaping, round-trip float formatting, commas and
- * optional pretty layout. Leaves out: sorting keys, writing to files. */
+ * optional pretty layout. Whole-number floats print as "8.0" (Python's
+ * float repr) so readers keep them floats. Leaves out: sorting keys, writing to files. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,8 @@ void ct__jw_int(ct_jw *w, int64_t v) {
 
 int ct__jw_fmt_f32(char *buf, float v) {
     if (!isfinite(v)) return -1;
+    /* whole numbers as Python writes floats ("10000.0", "0.0"): still a float to a JSON reader */
+    if (fabsf(v) < 1e15f && v == floorf(v)) return snprintf(buf, 32, "%.1f", (double)v);
     int n = 0;
     for (int p = 1; p <= 9; p++) {
         n = snprintf(buf, 32, "%.*g", p, (double)v);
@@ -157,6 +160,7 @@ int ct__jw_fmt_f32(char *buf, float v) {
 
 static int fmt_f64(char *buf, double v) {
     if (!isfinite(v)) return -1;
+    if (fabs(v) < 1e15 && v == floor(v)) return snprintf(buf, 32, "%.1f", v);
     int n = 0;
     for (int p = 1; p <= 17; p++) {
         n = snprintf(buf, 32, "%.*g", p, v);

@@ -5,7 +5,7 @@
  * are copied as they are, so valid UTF-8 in gives valid UTF-8 out). Floats
  * are printed with the fewest significant digits (at most 9 for f32, 17 for
  * f64) that read back to the same value, so 0.05f prints as 0.05 and any f32
- * round-trips; NaN and Inf are not JSON and make the writer fail.
+ * round-trips (whole numbers below 1e15 as "10000.0", like Python); NaN and Inf are not JSON and make the writer fail.
  * Commas, and in pretty mode newlines and 2-space indents (the layout of
  * Python's json.dumps(indent=2)), are inserted by the writer.
  * Errors (out of memory, NaN, unbalanced nesting, a value where a key is

@@ -264,8 +264,11 @@ static ct_status parse_config(const char *path, const ct_json *j, ct__peft_confi
     c->lora_dropout = (float)dropout;
     if ((s = read_bool(path, j, "use_rslora", 0, &c->use_rslora)) != CT_OK) return s;
     if ((s = read_bool(path, j, "fan_in_fan_out", 0, &c->fan_in_fan_out)) != CT_OK) return s;
+    const char *bias = ct__json_get_str(j, "bias");
+    if (bias && strcmp(bias, "lora_only") == 0) /* also longer than c->bias holds */
+        return ct__err(CT_ERR_UNSUPPORTED, "%s: bias \"lora_only\" is not supported (\"none\" or \"all\")", path);
     if ((s = read_str(path, j, "bias", "none", c->bias, sizeof c->bias)) != CT_OK) return s;
-    if (strcmp(c->bias, "none") != 0 && strcmp(c->bias, "all") != 0 && strcmp(c->bias, "lora_only") != 0)
+    if (strcmp(c->bias, "none") != 0 && strcmp(c->bias, "all") != 0)
         return ct__err(CT_ERR_FORMAT, "%s: bias '%s' is not none, all or lora_only", path, c->bias);
 
     for (size_t i = 0; i < sizeof k_unsupported / sizeof k_unsupported[0]; i++)

@@ -80,6 +80,8 @@ static void test_json_write(void) {
     ct__jw_f32(&w, 1.0f / 3.0f);
     ct__jw_key(&w, "d");
     ct__jw_f64(&w, 0.1);
+    ct__jw_key(&w, "whole");
+    ct__jw_f32(&w, 10000.0f);
     ct__jw_key(&w, "i");
     ct__jw_int(&w, -9007199254740991LL);
     ct__jw_key(&w, "a");
@@ -95,7 +97,7 @@ static void test_json_write(void) {
     CHECK_OK(ct__jw_finish(&w, "t.json", &text, &len));
     if (!text) return;
     CHECK(strcmp(text, "{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\\u0000z\xc3\xa9\",\"f\":0.05,\"g\":1e-05,"
-                       "\"third\":0.33333334,\"d\":0.1,\"i\":-9007199254740991,\"a\":[true,null,[]]}") == 0);
+                       "\"third\":0.33333334,\"d\":0.1,\"whole\":10000.0,\"i\":-9007199254740991,\"a\":[true,null,[]]}") == 0);
     ct_json *j = NULL;
     CHECK_OK(ct__json_parse(text, len, "t.json", &j));
     if (j) {
