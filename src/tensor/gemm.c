@@ -102,6 +102,13 @@ static void pack_a(int ta, const float *A, int lda, int i0, int mc, int k0, int 
         int mr = mc - p * MR < MR ? mc - p * MR : MR;
         int ib = i0 + p * MR;
         if (ta) { /* A stored (K, M): MR contiguous floats per k */
+#if defined(GEMM_AVX512)
+            if (mr == MR) {
+                const float *src = A + (size_t)k0 * lda + ib;
+                for (int k = 0; k < kc; k++, src += lda) _mm256_store_ps(Ap + (size_t)k * MR, _mm256_loadu_ps(src));
+                continue;
+            }
+#endif
             for (int k = 0; k < kc; k++) {
                 const float *src = A + (size_t)(k0 + k) * lda + ib;
                 float *dst = Ap + (size_t)k * MR;
@@ -180,26 +187,25 @@ static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int 
 #if defined(GEMM_AVX512)
 static void kernel(int kc, const float *a, const float *b, float *C, size_t ldc, int mr, int nr, float alpha,
                    float beta) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-#pragma GCC unroll 4
+    __m512 acc[MR][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), x;
-        x = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
-        x = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
-        x = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
-        x = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
-        x = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
-        x = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
-        x = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
-        x = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            __m512 x = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+        }
     }
-    const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                               {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
     const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int r = 0; r < mr; r++, C += ldc) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++, C += ldc) {
+        if (r >= mr) break;
         if (beta == 0.0f) {
             _mm512_mask_storeu_ps(C, m0, _mm512_mul_ps(va, acc[r][0]));
             _mm512_mask_storeu_ps(C + 16, m1, _mm512_mul_ps(va, acc[r][1]));
