@@ -2,7 +2,15 @@
  * weights: PEFT's adapter_config.json (LoRA, prompt tuning, prefix tuning)
  * and Hugging Face's config.json for a fully fine-tuned model.
  * Tensors are written with ct__st_write (src/formats/st_write.h); names are
- * the caller's (src/train/). */
+ * the caller's (src/train/). docs/adapters.md describes the files.
+ *
+ * Rotary layout: Hugging Face's llama/mistral/qwen2 code rotates halves
+ * (rotate_half, CT_ROPE_NEOX). A ct_config from a llama2.c file or a GGUF
+ * llama uses CT_ROPE_NORM (adjacent pairs); whoever saves such a model (or a
+ * LoRA on q_proj/k_proj) in HF form must permute the rows of q and k (and of
+ * lora_B for q/k) per head from pair order to half order first, as
+ * transformers' convert_llama_weights_to_hf does. These functions write
+ * configs only and do not look at rope_style. */
 #ifndef CT_TRAIN_PEFT_H
 #define CT_TRAIN_PEFT_H
 #include "ctune/model.h"
@@ -33,13 +41,34 @@ ct_status ct__peft_config_write(const char *dir, const ct__peft_config *c);
  * lora_dropout 0, use_rslora false, fan_in_fan_out false, bias "none").
  * Errors name the file and key: unknown peft_type, r <= 0, rank-pattern /
  * alpha-pattern / DoRA options ctune does not support (a clear
- * CT_ERR_UNSUPPORTED naming the option), too many targets. */
+ * CT_ERR_UNSUPPORTED naming the option), too many targets.
+ * Details: r and lora_alpha default to PEFT's 8; task_type may be absent
+ * ("" then); target_modules is required (PEFT's per-architecture default is
+ * not resolved); a target_modules string is taken as one module name (PEFT
+ * treats it as a regular expression over full names: regex-like strings and
+ * "all-linear" are CT_ERR_UNSUPPORTED); bias "lora_only" is
+ * CT_ERR_UNSUPPORTED (it does not fit bias[8]); also rejected when set:
+ * lora_bias, use_qalora, use_bdlora, layers_to_transform, layer_replication,
+ * modules_to_save, exclude_modules, target_parameters,
+ * trainable_token_indices, alora_invocation_tokens, megatron_config.
+ * On failure *c is zeroed. */
 ct_status ct__peft_config_read(const char *dir, ct__peft_config *c);
 
 /* Write a Hugging Face config.json for cfg (atomic): the keys transformers'
  * LlamaConfig / MistralConfig / Qwen2Config / GPT2Config need for cfg's
  * model_type, architectures [...ForCausalLM], torch_dtype "float32",
- * bos/eos ids when known. */
+ * bos/eos ids when known.
+ * Mapping: dim -> hidden_size / n_embd, hidden_dim -> intermediate_size /
+ * n_inner, n_layers -> num_hidden_layers / n_layer, n_heads ->
+ * num_attention_heads / n_head, n_kv_heads -> num_key_value_heads, head_dim,
+ * vocab_size, max_seq_len -> max_position_embeddings / n_positions, norm_eps
+ * -> rms_norm_eps / layer_norm_epsilon, rope_theta -> rope_parameters
+ * (5.x) and rope_theta (4.x), tie_embeddings -> tie_word_embeddings,
+ * sliding_window (mistral; qwen2 via use_sliding_window on every layer).
+ * GPT-2 is GPT2LMHeadModel with activation_function "gelu_new". qwen2 has
+ * q/k/v biases implicitly; a llama with qkv_bias gets attention_bias true,
+ * which in transformers also biases o_proj (write a zero o_proj.bias). Also
+ * "dtype" for transformers 5. model_type must be one of the four. */
 ct_status ct__hf_config_write(const char *path, const ct_config *cfg);
 
 #endif
