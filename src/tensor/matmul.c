@@ -221,6 +221,58 @@ static void gemm_q4_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- prompt, VNNI: 8 interleaved W rows (CT_MM_R8_MIN_T <= T) -------- */
+/* x quantized per row (ct__quantize_x_r8) by the threads; each thread takes
+ * groups of 8 W rows, repacks a chunk of ~16 KB of them into its scratch,
+ * then runs 8 rows of x at a time against every group of the chunk (the x
+ * tile stays in L1 across the groups). Whole rows per step: no K split. */
+static int use_r8(const ct_mat *W, int T) { return T >= CT_MM_R8_MIN_T && W->cols % 32 == 0; }
+static int r8_groups(const ct_mat *W) {
+    int g = 16384 / ((W->cols / 32) * CT_W8_BLK);
+    return g < 1 ? 1 : g;
+}
+static void quant_r8_task(void *ctx, int ith, int nth) {
+    const job *jb = ctx;
+    int cols = jb->W->cols, t0 = (int)((long long)jb->T * ith / nth), t1 = (int)((long long)jb->T * (ith + 1) / nth);
+    for (int t = t0; t < t1; t++)
+        ct__quantize_x_r8(jb->x + (size_t)t * cols, jb->W->dtype, (uint8_t *)jb->xq + (size_t)t * jb->xq_row, cols);
+}
+static void gemm_r8_task(void *ctx, int ith, int nth) {
+    const job *jb = ctx;
+    const ct_mat *W = jb->W;
+    const int rows = W->rows, T = jb->T, nb = W->cols / 32, G = r8_groups(W);
+    const size_t gb = (size_t)nb * CT_W8_BLK;
+    int r0, r1;
+    split_rows(rows, 8, ith, nth, &r0, &r1);
+    uint8_t *wp = ct__pool_scratch(jb->pool, ith, jb->work_bytes);
+    float out[64];
+    for (int rc = r0; rc < r1; rc += 8 * G) {
+        int ng = (r1 - rc + 7) / 8 < G ? (r1 - rc + 7) / 8 : G;
+        for (int g = 0; g < ng; g++) {
+            int r = rc + 8 * g, nr = r1 - r < 8 ? r1 - r : 8;
+            ct__repack_w8(W, r, nr, wp + g * gb);
+        }
+        for (int t0 = 0; t0 < T; t0 += 8) {
+            int tt = T - t0 < 8 ? T - t0 : 8;
+            for (int g = 0; g < ng; g++) {
+                int r = rc + 8 * g, nr = r1 - r < 8 ? r1 - r : 8;
+                const uint8_t *xt = jb->xq + (size_t)t0 * jb->xq_row;
+                float *y = jb->y + (size_t)t0 * rows + r;
+                if (nr == 8) { /* straight into y */
+                    ct__dot_r8_tile(wp + g * gb, nb, W->dtype, xt, jb->xq_row, tt, y, (size_t)rows);
+                    if (jb->bias)
+                        for (int t = 0; t < tt; t++)
+                            for (int i = 0; i < 8; i++) y[(size_t)t * rows + i] += jb->bias[r + i];
+                    continue;
+                }
+                ct__dot_r8_tile(wp + g * gb, nb, W->dtype, xt, jb->xq_row, tt, out, 8);
+                for (int t = 0; t < tt; t++)
+                    for (int i = 0; i < nr; i++) y[(size_t)t * rows + i] = out[8 * t + i] + (jb->bias ? jb->bias[r + i] : 0.0f);
+            }
+        }
+    }
+}
+
 /* ---- entry points ------------------------------------------------------ */
 /* Measured crossovers (docs/kernels.md): row dots win while T is small
  * (W read once, no packing; the Q row dots dequantize each block once for 4
@@ -243,12 +295,14 @@ static size_t work_bytes(const ct_mat *W, int path, int T, int nth) {
         size_t tp = (size_t)pad_t(T);
         return sizeof(float) * (tp * CT_MM_KC + (size_t)CT_MM_MR * CT_MM_KC + (size_t)GEMM_RCH * tp);
     }
+    if (path == CT_MM_GEMM_Q8 && use_r8(W, T)) return (size_t)r8_groups(W) * (W->cols / 32) * CT_W8_BLK;
     if (path == CT_MM_GEMM_Q8) return ct__xq4t_bytes(W->cols / 32);
     return 0;
 }
 /* Bytes per row of x of what is computed from x before the tasks: x
  * quantized (the 8-bit paths), or its block sums (GEMV_F32 on Q types). */
-static size_t xq_row_bytes(const ct_mat *W, int path) {
+static size_t xq_row_bytes(const ct_mat *W, int path, int T) {
+    if (path == CT_MM_GEMM_Q8 && use_r8(W, T)) return (size_t)(W->cols / 32) * CT_XR8_BLK;
     /* GEMM_Q8: whole K blocks of q4_kp pairs, the last one padded */
     if (path == CT_MM_GEMM_Q8) {
         size_t kp = (size_t)q4_kp(W->cols);
@@ -257,7 +311,7 @@ static size_t xq_row_bytes(const ct_mat *W, int path) {
     if (path == CT_MM_GEMV_F32) return is_q(W->dtype) ? sizeof(float) * (size_t)(W->cols / 32) : 0;
     return path == CT_MM_GEMV_Q8 ? ct__xq8_bytes(W->cols / 32) : 0; /* GEMV_Q8: Q types only */
 }
-static size_t xq_bytes(const ct_mat *W, int T, int path) { return xq_row_bytes(W, path) * (size_t)T; }
+static size_t xq_bytes(const ct_mat *W, int T, int path) { return xq_row_bytes(W, path, T) * (size_t)T; }
 
 size_t ct__matmul_scratch(const ct_mat *W, int T) {
     int path = ct__matmul_path(W, T);
@@ -282,19 +336,20 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
     }
     if (xqb) {
         uint8_t *xq = (uint8_t *)ct__pool_scratch(pool, 0, jb.work_bytes + xqb) + jb.work_bytes;
-        jb.xq_row = xq_row_bytes(W, path);
+        jb.xq_row = xq_row_bytes(W, path, T);
         if (path == CT_MM_GEMV_F32) { /* block sums, (T, cols/32) */
             float *xs = (float *)xq;
             for (int t = 0; t < T; t++) ct__x_block_sums(x + (size_t)t * W->cols, W->cols, xs + (size_t)t * (W->cols / 32));
             jb.xs = xs;
         } else if (path == CT_MM_GEMM_Q8) {
             jb.xq = xq;
-            ct__pool_run(pool, quant_q4t_task, &jb); /* x rows split over the threads */
+            ct__pool_run(pool, use_r8(W, T) ? quant_r8_task : quant_q4t_task, &jb); /* x rows split over the threads */
         } else {
             jb.xq = xq;
             for (int t = 0; t < T; t++)
                 ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
         }
     }
-    ct__pool_run(pool, path == CT_MM_GEMM ? gemm_task : path == CT_MM_GEMM_Q8 ? gemm_q4_task : gemv_task, &jb);
+    ct_task_fn fn = path == CT_MM_GEMM ? gemm_task : path != CT_MM_GEMM_Q8 ? gemv_task : use_r8(W, T) ? gemm_r8_task : gemm_q4_task;
+    ct__pool_run(pool, fn, &jb);
 }

@@ -105,6 +105,26 @@ void ct__dot_q4_tile_ref(const ct_mat *W, int r, int p0, int np, const void *xq,
  * r+1's to out[8 + t] (VNNI: W blocks x 8 rows of x in registers). */
 void ct__dot_q4_tile2(const ct_mat *W, int r, int p0, int np, const void *xq, size_t xstride, int tt, float *out);
 
+/* ---- 8 interleaved W rows (matmul_q4.c; CT_MM_GEMM_Q8 for larger T with
+ * VNNI) ---------------------------------------------------------------------
+ * x rows quantized per 32-block: CT_XR8_BLK bytes per block (codes in
+ * natural order, d, and c: Q4_0 -8 x code sum, Q8_0 -128 x code sum, Q4_1
+ * d x code sum). W rows r .. r+nr-1 (nr <= 8; missing rows zero) repacked:
+ * CT_W8_BLK bytes per block (8 vectors of u8 codes, vector k lane i = codes
+ * 4k..4k+3 of row i; Q8_0 stored as q + 128; then d[8], m[8] floats). */
+#define CT_XR8_BLK 40
+#define CT_W8_BLK 320
+void ct__quantize_x_r8(const float *x, ct_dtype wt, void *out, int n);
+void ct__quantize_x_r8_ref(const float *x, ct_dtype wt, void *out, int n);
+void ct__repack_w8(const ct_mat *W, int r, int nr, void *out);
+void ct__repack_w8_ref(const ct_mat *W, int r, int nr, void *out);
+/* out[ldo*t + i] (i < 8, all 8 written) = repacked row i . x row t over nb
+ * blocks, t < tt; x row t at xq + t * xstride; wt = W's dtype. */
+void ct__dot_r8_tile(const void *wp, int nb, ct_dtype wt, const void *xq, size_t xstride, int tt, float *out,
+                     size_t ldo);
+void ct__dot_r8_tile_ref(const void *wp, int nb, ct_dtype wt, const void *xq, size_t xstride, int tt, float *out,
+                         size_t ldo);
+
 /* ---- driver knobs (matmul.c), for tests and the benchmark --------------- */
 enum {
     CT_MM_AUTO = 0,   /* pick by dtype, W->act_q8 and T (default) */
@@ -138,9 +158,14 @@ int ct__matmul_path(const ct_mat *W, int T);
  * and they take Q8_0 too */
 #define CT_MM_Q8T_VNNI 1
 #define CT_MM_Q4_TILE_MAX_T (1 << 30)
+/* from this T on, CT_MM_GEMM_Q8 runs the 8-interleaved-rows kernel */
+#ifndef CT_MM_R8_MIN_T
+#define CT_MM_R8_MIN_T 8
+#endif
 #else
 #define CT_MM_Q8T_VNNI 0
 #define CT_MM_Q4_TILE_MAX_T 31
+#define CT_MM_R8_MIN_T (1 << 30) /* never */
 #endif
 /* dtypes the integer tiles (CT_MM_GEMM_Q8) take: Q4_0/Q4_1, and Q8_0 with VNNI */
 static inline int ct__mm_q8t_dtype(ct_dtype t) {

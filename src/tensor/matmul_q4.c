@@ -294,3 +294,171 @@ void ct__dot_q4_tile(const ct_mat *W, int r, int p0, int np, const void *xq, siz
     ct__dot_q4_tile_ref(W, r, p0, np, xq, xstride, tt, out);
 }
 #endif
+
+/* ---- 8 W rows interleaved (r8): prompt processing on 8-bit x ---------- */
+/* A group of 8 W rows is repacked per 32-block into 8 vectors of u8 codes,
+ * vector k lane i = codes 4k..4k+3 of row i (Q4: nibbles; Q8_0: q + 128),
+ * then the 8 rows' d and m as floats: 320 bytes per block (ct__w8_bytes).
+ * One vpdpbusd then does 4 MACs for each of 8 rows against a broadcast of 4
+ * x codes, and each lane ends as one output column: per block and row of x,
+ * 8 vpdpbusd + cvt + mul + FMA for 8 W rows (the pair tiles above: 20 ops
+ * for the same work, then a horizontal reduction). x per block: q[32] in
+ * natural order, d, c (Q4_0: -8 * code sum, Q8_0: -128 * code sum, the
+ * lane's start; Q4_1: d * code sum, times m). */
+typedef struct {
+    int8_t q[32];
+    float d;
+    union { int32_t i; float f; } c;
+} blk_x;
+_Static_assert(sizeof(blk_x) == CT_XR8_BLK, "blk_x must be CT_XR8_BLK bytes");
+
+static void quantize_r8(const float *x, ct_dtype wt, void *out, int n, float (*qb)(const float *, int8_t *, int *)) {
+    blk_x *bx = out;
+    for (int b = 0; b < n / 32; b++) {
+        int sum;
+        bx[b].d = qb(x + 32 * (size_t)b, bx[b].q, &sum);
+        if (wt == CT_DT_Q4_1) bx[b].c.f = bx[b].d * (float)sum;
+        else bx[b].c.i = (wt == CT_DT_Q8_0 ? -128 : -8) * sum;
+    }
+}
+void ct__quantize_x_r8(const float *x, ct_dtype wt, void *out, int n) { quantize_r8(x, wt, out, n, ct__quant_block_q8); }
+void ct__quantize_x_r8_ref(const float *x, ct_dtype wt, void *out, int n) {
+    quantize_r8(x, wt, out, n, ct__quant_block_q8_ref);
+}
+
+void ct__repack_w8_ref(const ct_mat *W, int r, int nr, void *out) {
+    const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
+    const int bb = q80 ? 34 : q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+    uint8_t *o = out;
+    memset(o, 0, (size_t)nb * CT_W8_BLK);
+    for (int b = 0; b < nb; b++, o += CT_W8_BLK) {
+        float *d = (float *)(o + 256), *m = d + 8;
+        for (int i = 0; i < nr; i++) {
+            const uint8_t *blk = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes + (size_t)b * bb;
+            for (int j = 0; j < 32; j++) {
+                uint8_t c = q80 ? (uint8_t)(blk[2 + j] ^ 0x80) : j < 16 ? blk[qoff + j] & 15 : blk[qoff + j - 16] >> 4;
+                o[32 * (j / 4) + 4 * i + j % 4] = c;
+            }
+            d[i] = ct__f16_to_f32(rd16(blk));
+            m[i] = q41 ? ct__f16_to_f32(rd16(blk + 2)) : 0.0f;
+        }
+    }
+}
+
+/* out[ldo*t + i] = row i of the group . x row t (t < tt, x row t at xq + t * xstride,
+ * nb blocks each). Exact integer block dots, one float product per block. */
+void ct__dot_r8_tile_ref(const void *wp, int nb, ct_dtype wt, const void *xq, size_t xstride, int tt, float *out,
+                         size_t ldo) {
+    for (int t = 0; t < tt; t++) {
+        const blk_x *bx = (const blk_x *)((const uint8_t *)xq + (size_t)t * xstride);
+        for (int i = 0; i < 8; i++) {
+            float s = 0.0f;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *o = (const uint8_t *)wp + (size_t)b * CT_W8_BLK;
+                const float *d = (const float *)(o + 256);
+                int32_t v = wt == CT_DT_Q4_1 ? 0 : bx[b].c.i;
+                for (int j = 0; j < 32; j++) v += o[32 * (j / 4) + 4 * i + j % 4] * bx[b].q[j];
+                s += (float)v * (d[i] * bx[b].d);
+                if (wt == CT_DT_Q4_1) s += d[8 + i] * bx[b].c.f;
+            }
+            out[ldo * t + i] = s;
+        }
+    }
+}
+
+#if defined(CT_Q4T_VNNI)
+void ct__repack_w8(const ct_mat *W, int r, int nr, void *out) {
+    const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
+    if (nr < 8 || q80) { ct__repack_w8_ref(W, r, nr, out); return; }
+    const int bb = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+    const __m256i m15 = _mm256_set1_epi8(15);
+    const uint8_t *rw[8];
+    for (int i = 0; i < 8; i++) rw[i] = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
+    uint8_t *o = out;
+    for (int b = 0; b < nb; b++, o += CT_W8_BLK) {
+        const size_t off = (size_t)b * bb;
+        __m256i y[4];
+        for (int i = 0; i < 4; i++)
+            y[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(rw[i + 4] + off + qoff)),
+                                    _mm_loadu_si128((const __m128i *)(rw[i] + off + qoff)));
+        __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+        __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+        __m256i dw[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                         _mm256_unpackhi_epi64(t1, t3)}; /* dword k of rows 0..7 */
+        for (int k = 0; k < 4; k++) {
+            _mm256_storeu_si256((__m256i *)(o + 32 * k), _mm256_and_si256(dw[k], m15));
+            _mm256_storeu_si256((__m256i *)(o + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(dw[k], 4), m15));
+        }
+        __m128i dh = _mm_setr_epi16((short)rd16(rw[0] + off), (short)rd16(rw[1] + off), (short)rd16(rw[2] + off),
+                                    (short)rd16(rw[3] + off), (short)rd16(rw[4] + off), (short)rd16(rw[5] + off),
+                                    (short)rd16(rw[6] + off), (short)rd16(rw[7] + off));
+        _mm256_storeu_ps((float *)(o + 256), _mm256_cvtph_ps(dh));
+        __m256 mv = _mm256_setzero_ps();
+        if (q41) {
+            __m128i mh = _mm_setr_epi16((short)rd16(rw[0] + off + 2), (short)rd16(rw[1] + off + 2),
+                                        (short)rd16(rw[2] + off + 2), (short)rd16(rw[3] + off + 2),
+                                        (short)rd16(rw[4] + off + 2), (short)rd16(rw[5] + off + 2),
+                                        (short)rd16(rw[6] + off + 2), (short)rd16(rw[7] + off + 2));
+            mv = _mm256_cvtph_ps(mh);
+        }
+        _mm256_storeu_ps((float *)(o + 288), mv);
+    }
+}
+
+static inline int32_t rd32(const void *p) { int32_t v; memcpy(&v, p, 4); return v; }
+static inline float rdf(const void *p) { float v; memcpy(&v, p, 4); return v; }
+
+static inline __attribute__((always_inline)) void r8_tile(const uint8_t *wp, int nb, const uint8_t *xq, size_t xs,
+                                                          const int Q41, const int TT, float *out, size_t ldo) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int b = 0; b < nb; b++, wp += CT_W8_BLK, xq += CT_XR8_BLK) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + 0)), w1 = _mm256_loadu_si256((const __m256i *)(wp + 32));
+        const __m256i w2 = _mm256_loadu_si256((const __m256i *)(wp + 64)), w3 = _mm256_loadu_si256((const __m256i *)(wp + 96));
+        const __m256i w4 = _mm256_loadu_si256((const __m256i *)(wp + 128)), w5 = _mm256_loadu_si256((const __m256i *)(wp + 160));
+        const __m256i w6 = _mm256_loadu_si256((const __m256i *)(wp + 192)), w7 = _mm256_loadu_si256((const __m256i *)(wp + 224));
+        const __m256 dw = _mm256_loadu_ps((const float *)(wp + 256));
+        const __m256 mw = Q41 ? _mm256_loadu_ps((const float *)(wp + 288)) : _mm256_setzero_ps();
+#define R8_ROW(T_, A_)                                                                                                  \
+        if (TT > T_) {                                                                                                  \
+            const uint8_t *xb = xq + (size_t)(T_) * xs;                                                                 \
+            __m256i v0 = Q41 ? _mm256_setzero_si256() : _mm256_set1_epi32(rd32(xb + 36));                               \
+            __m256i v1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w1, _mm256_set1_epi32(rd32(xb + 4)));              \
+            v0 = _mm256_dpbusd_epi32(v0, w0, _mm256_set1_epi32(rd32(xb + 0)));                                          \
+            v0 = _mm256_dpbusd_epi32(v0, w2, _mm256_set1_epi32(rd32(xb + 8)));                                          \
+            v1 = _mm256_dpbusd_epi32(v1, w3, _mm256_set1_epi32(rd32(xb + 12)));                                         \
+            v0 = _mm256_dpbusd_epi32(v0, w4, _mm256_set1_epi32(rd32(xb + 16)));                                         \
+            v1 = _mm256_dpbusd_epi32(v1, w5, _mm256_set1_epi32(rd32(xb + 20)));                                         \
+            v0 = _mm256_dpbusd_epi32(v0, w6, _mm256_set1_epi32(rd32(xb + 24)));                                         \
+            v1 = _mm256_dpbusd_epi32(v1, w7, _mm256_set1_epi32(rd32(xb + 28)));                                         \
+            A_ = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v0, v1)),                                          \
+                                 _mm256_mul_ps(dw, _mm256_set1_ps(rdf(xb + 32))), A_);                                  \
+            if (Q41) A_ = _mm256_fmadd_ps(mw, _mm256_set1_ps(rdf(xb + 36)), A_);                                        \
+        }
+        R8_ROW(0, a0) R8_ROW(1, a1) R8_ROW(2, a2) R8_ROW(3, a3) R8_ROW(4, a4) R8_ROW(5, a5) R8_ROW(6, a6) R8_ROW(7, a7)
+#undef R8_ROW
+    }
+    __m256 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (int t = 0; t < TT; t++) _mm256_storeu_ps(out + ldo * t, acc[t]);
+}
+
+void ct__dot_r8_tile(const void *wp, int nb, ct_dtype wt, const void *xq, size_t xstride, int tt, float *out,
+                     size_t ldo) {
+    const int q41 = wt == CT_DT_Q4_1;
+    for (int t0 = 0; t0 < tt;) {
+        int n = tt - t0 >= 8 ? 8 : tt - t0 >= 4 ? 4 : tt - t0 >= 2 ? 2 : 1;
+        const uint8_t *x = (const uint8_t *)xq + (size_t)t0 * xstride;
+        float *o = out + ldo * t0;
+        if (q41) { if (n == 8) r8_tile(wp, nb, x, xstride, 1, 8, o, ldo); else if (n == 4) r8_tile(wp, nb, x, xstride, 1, 4, o, ldo);
+                   else if (n == 2) r8_tile(wp, nb, x, xstride, 1, 2, o, ldo); else r8_tile(wp, nb, x, xstride, 1, 1, o, ldo); }
+        else { if (n == 8) r8_tile(wp, nb, x, xstride, 0, 8, o, ldo); else if (n == 4) r8_tile(wp, nb, x, xstride, 0, 4, o, ldo);
+               else if (n == 2) r8_tile(wp, nb, x, xstride, 0, 2, o, ldo); else r8_tile(wp, nb, x, xstride, 0, 1, o, ldo); }
+        t0 += n;
+    }
+}
+#else
+void ct__repack_w8(const ct_mat *W, int r, int nr, void *out) { ct__repack_w8_ref(W, r, nr, out); }
+void ct__dot_r8_tile(const void *wp, int nb, ct_dtype wt, const void *xq, size_t xstride, int tt, float *out,
+                     size_t ldo) {
+    ct__dot_r8_tile_ref(wp, nb, wt, xq, xstride, tt, out, ldo);
+}
+#endif

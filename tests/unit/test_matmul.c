@@ -224,6 +224,44 @@ static void check_kernels(ct_dtype dt, int rows, int cols) {
         CHECK(ok);
         free(q1); free(q2); free(x3);
     }
+    if (is_q(dt)) { /* 8 interleaved rows: quantizer and repack byte-exact, tiles vs ref, 1..11 x rows, group tails */
+        enum { TT = 11 };
+        const int nb = cols / 32;
+        float *x3 = make_x(TT, cols), o1[8 * TT], o2[8 * TT];
+        size_t xb = (size_t)nb * CT_XR8_BLK, wb = (size_t)nb * CT_W8_BLK;
+        uint8_t *q1 = malloc(xb * TT), *q2 = malloc(xb * TT), *w1 = malloc(wb), *w2 = malloc(wb);
+        memset(q1, 0x5a, xb * TT);
+        memset(q2, 0xa5, xb * TT);
+        for (int t = 0; t < TT; t++) {
+            ct__quantize_x_r8(x3 + (size_t)t * cols, dt, q1 + xb * t, cols);
+            ct__quantize_x_r8_ref(x3 + (size_t)t * cols, dt, q2 + xb * t, cols);
+        }
+        CHECK(memcmp(q1, q2, xb * TT) == 0);
+        int ok = 1;
+        for (int r = 0; r < rows; r += 8) {
+            int nr = rows - r < 8 ? rows - r : 8;
+            memset(w1, 0x5a, wb);
+            memset(w2, 0xa5, wb);
+            ct__repack_w8(&W, r, nr, w1);
+            ct__repack_w8_ref(&W, r, nr, w2);
+            ok &= memcmp(w1, w2, wb) == 0;
+            for (int tt = 1; tt <= TT; tt++) {
+                for (int i = 0; i < 8 * TT; i++) o1[i] = o2[i] = NAN;
+                ct__dot_r8_tile(w1, nb, dt, q1, xb, tt, o1, 8);
+                ct__dot_r8_tile_ref(w2, nb, dt, q1, xb, tt, o2, 8);
+                for (int t = 0; t < tt; t++)
+                    for (int i = 0; i < 8; i++) {
+                        double s = 0.0; /* sum of |terms| of the dot (0 for the zero rows past the end) */
+                        for (int j = 0; i < nr && j < cols; j++) s += fabs(wf[(size_t)(r + i) * cols + j] * x3[(size_t)t * cols + j]);
+                        ok &= fabs(o1[8 * t + i] - o2[8 * t + i]) <= TOL_F32 * s + 1e-6;
+                        if (i >= nr) ok &= o1[8 * t + i] == 0.0f;
+                    }
+            }
+        }
+        if (!ok) fprintf(stderr, "  r8 tiles %s %dx%d: fast != ref\n", ct_dtype_name(dt), rows, cols);
+        CHECK(ok);
+        free(q1); free(q2); free(w1); free(w2); free(x3);
+    }
     ct__dot_rows_f(&W, 0, rows, x, a);
     ct__dot_rows_f_ref(&W, 0, rows, x, b);
     double w = 0.0;
