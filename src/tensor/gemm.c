@@ -23,11 +23,17 @@
  * its pool scratch (a thread re-packs the shared operand: cheap next to the
  * products).
  *
- * Left out: complex/double types, a separate small-matrix path (the tiny
- * LoRA shapes go through the same code; with r = 8 the padding wastes FMAs
- * but those shapes are bound by reading the big operand), runtime CPU
- * dispatch (the AVX-512 kernel is chosen at compile time, -march=native; the
- * portable kernel is plain C). */
+ * A narrow C (N <= 16, M >= 64: LoRA's rank-8 outputs) is computed as
+ * C^T = op(B)^T op(A)^T with a transposed store, so the short side fills the
+ * MR rows of a tile instead of padding NR = 32 columns.
+ *
+ * ct__sgemm_bf16 rounds the packed panels to bf16 and runs the same f32
+ * kernel (bf16 numerics, f32 speed).
+ *
+ * Left out: a vdpbf16ps (AVX-512 BF16) kernel for ct__sgemm_bf16, an AVX2
+ * kernel (without AVX-512 the micro-kernel is plain C that the compiler
+ * vectorizes as it can), runtime CPU dispatch (-march=native decides),
+ * double/complex types. */
 #include <math.h>
 #include <string.h>
 #include "core/internal.h"

@@ -20,9 +20,11 @@
 void ct__sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc, ct_pool *pool);
 /* The same product with the inputs rounded to bf16 (round to nearest even)
- * as they are packed, products and sums in f32 (AVX-512 BF16 vdpbf16ps where
- * the CPU has it). Same threading and determinism as ct__sgemm; accuracy is
- * that of bf16 inputs (relative 2^-8 per product), not of f32. */
+ * as they are packed, products and sums in f32. Same threading and
+ * determinism as ct__sgemm; accuracy is that of bf16 inputs (relative 2^-8
+ * per product), not of f32. For now it runs the f32 micro-kernel on the
+ * rounded values (same speed as ct__sgemm); a vdpbf16ps kernel (AVX-512
+ * BF16, twice the FMA rate) would keep these semantics. */
 void ct__sgemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc, ct_pool *pool);
 /* Scalar reference (triple loop, double accumulation), single-threaded. */
