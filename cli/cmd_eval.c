@@ -7,6 +7,7 @@
 
 static const char *USAGE =
     "usage: ctune eval MODEL --data FILE.txt [--ctx N] [--stride S] [-t THREADS] [--tokenizer F]\n"
+    "  --adapter DIR  apply a LoRA adapter (PEFT directory) first\n"
     "  --ctx N      window length in tokens (default: the model's context, at most 1024)\n"
     "  --stride S   window step (default: ctx/2); each token is scored once, with\n"
     "               at least ctx-stride tokens of context after the first window\n"
@@ -31,7 +32,7 @@ static ct_status read_text(const char *path, char **buf, size_t *len) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *path = NULL, *data = NULL, *tokpath = NULL;
+    const char *path = NULL, *data = NULL, *tokpath = NULL, *adapter = NULL;
     long ctx = 0, stride = 0, threads = 0;
     int q8act = 0;
     for (int i = 1; i < argc; i++) {
@@ -39,6 +40,7 @@ int cmd_eval(int argc, char **argv) {
         int more = i + 1 < argc;
         if (!strcmp(a, "--data") && more) data = argv[++i];
         else if (!strcmp(a, "--tokenizer") && more) tokpath = argv[++i];
+        else if (!strcmp(a, "--adapter") && more) adapter = argv[++i];
         else if (!strcmp(a, "--ctx") && more) { if (!cli_parse_int(a, argv[++i], 2, 1 << 20, &ctx)) return 2; }
         else if (!strcmp(a, "--stride") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 20, &stride)) return 2; }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_parse_int(a, argv[++i], 1, 256, &threads)) return 2; }
@@ -51,7 +53,7 @@ int cmd_eval(int argc, char **argv) {
     if (!path || !data) { fputs(USAGE, stderr); return 2; }
 
     ct_model *m = NULL;
-    ct_status s = cli_load_model(path, tokpath, q8act, &m);
+    ct_status s = cli_load_model_adapter(path, tokpath, q8act, adapter, &m);
     if (s != CT_OK) return cli_fail(path, s);
     ct_tokenizer *tok = ct_model_tokenizer(m);
     if (!tok) { fprintf(stderr, "ctune eval: %s has no tokenizer; pass --tokenizer FILE\n", path); ct_model_free(m); return 1; }

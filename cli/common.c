@@ -22,6 +22,18 @@ ct_status cli_load_model(const char *path, const char *tokenizer, int q8_act, ct
     return ct_model_load(path, &o, out);
 }
 
+ct_status cli_load_model_adapter(const char *path, const char *tokenizer, int q8_act, const char *adapter,
+                                 ct_model **out) {
+    ct_status s = cli_load_model(path, tokenizer, q8_act, out);
+    if (s || !adapter) return s;
+    s = ct_model_apply_adapter(*out, adapter);
+    if (s) {
+        ct_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;

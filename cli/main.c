@@ -5,13 +5,15 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "ctune %s — load, run and (soon) fine-tune pretrained language models\n"
+            "ctune %s — load, run and fine-tune pretrained language models\n"
             "\n"
             "usage: ctune <command> [options]\n"
             "  info MODEL                      architecture, parameters, dtypes, tokenizer, context\n"
             "  tokenize MODEL|TOKENIZER        text lines on stdin -> one line of token ids each\n"
             "  generate MODEL -p PROMPT        stream a continuation (greedy by default)\n"
             "  eval MODEL --data FILE.txt      perplexity of a text file\n"
+            "  train MODEL --data FILE --method full|lora -o DIR\n"
+            "                                  fine-tune (AdamW, validation, checkpoints)\n"
             "\n"
             "MODEL is a Hugging Face directory, a .gguf file, or a llama2.c .bin\n"
             "(with --tokenizer tokenizer.bin). `ctune <command> --help` for options.\n",
@@ -27,6 +29,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     fprintf(stderr, "ctune: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -8,5 +8,6 @@
 #include "ctune/generate.h"
 #include "ctune/chat.h"
 #include "ctune/data.h"
+#include "ctune/train.h"
 #define CTUNE_VERSION "0.1.0"
 #endif

@@ -89,3 +89,15 @@ char *ct__path_join(const char *dir, const char *name) {
     memcpy(p + k, name, b + 1);
     return p;
 }
+
+/* Remove a directory tree (files and subdirectories; symlinks are unlinked,
+ * not followed). Best effort: returns 0 when everything is gone. */
+#include <ftw.h>
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+int ct__rmtree(const char *path) {
+    if (!ct__is_dir(path)) return remove(path);
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

@@ -47,6 +47,8 @@ void ct__mfile_close(ct_mfile *f);
 ct_status ct__read_file(const char *path, char **out, size_t *len);
 int ct__file_exists(const char *path);
 int ct__is_dir(const char *path);
+/* Remove a directory tree or a file (0 when gone). */
+int ct__rmtree(const char *path);
 /* Join dir and name with '/'; malloc'd, NULL on OOM. */
 char *ct__path_join(const char *dir, const char *name);
 

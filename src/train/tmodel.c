@@ -84,7 +84,7 @@ static size_t add_param(ptab_b *b, const char *name, int ndim, int64_t d0, int64
 static void walk_params(ptab_b *b) {
     ct__tmodel *t = b->t;
     const ct_config *g = t->cfg;
-    const int C = g->dim, H = g->hidden_dim, V = g->vocab_size, gpt2 = g->arch == CT_ARCH_GPT2;
+    const int C = g->dim, V = g->vocab_size, gpt2 = g->arch == CT_ARCH_GPT2;
     const int norm_rope = g->arch == CT_ARCH_LLAMA && g->rope_style == CT_ROPE_NORM;
     char nm[160];
     const char *bp = block_prefix(g->arch);

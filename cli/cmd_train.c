@@ -1,0 +1,119 @@
+/* cli/cmd_train.c — `ctune train MODEL --data FILE --method full|lora -o DIR`
+ * (docs/train.md). Parses options into ct_train_opts and calls ct_train. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static const char *USAGE =
+    "usage: ctune train MODEL --data FILE --method full|lora -o OUTDIR [options]\n"
+    "data:\n"
+    "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
+    "  --val FILE           validation data (else --val-split of --data)\n"
+    "  --val-split F        fraction of --data held out for validation (default 0: none)\n"
+    "  --max-len N          truncate examples / cut .txt windows to N tokens (default 256)\n"
+    "  --train-on-prompt    put the loss on prompt tokens too\n"
+    "  --skip-bad-rows      skip (and count) malformed rows instead of failing\n"
+    "  --pack               fill micro-batches by tokens (micro-batch x max-len), not example count\n"
+    "LoRA:\n"
+    "  --r N (8)  --alpha A (16)  --dropout P (0.05)  --rslora\n"
+    "  --targets LIST       q,k,v,o,gate,up,down | all-linear (default q,v); GPT-2: c_attn,c_proj,c_fc\n"
+    "optimisation:\n"
+    "  --lr X (2e-4 LoRA, 5e-5 full)  --weight-decay X (0)  --schedule constant|linear|cosine (cosine)\n"
+    "  --warmup N (0)  --clip X (1.0; 0 = off)  --beta1 X  --beta2 X  --eps X\n"
+    "  --batch N (8)        examples per optimizer step\n"
+    "  --micro-batch N      examples per forward/backward (default = batch; gradients accumulate)\n"
+    "  --epochs N (1)  --max-steps N\n"
+    "  --grad-checkpoint    recompute activations in the backward pass (less memory)\n"
+    "run:\n"
+    "  --eval-every N       validate every N steps (and at each epoch end)\n"
+    "  --patience N         stop after N evaluations without improvement\n"
+    "  --save-every N       write OUTDIR/checkpoint-STEP every N steps\n"
+    "  --resume DIR         continue from a checkpoint directory\n"
+    "  --log-every N (1)    metrics.jsonl line every N steps\n"
+    "  --seed S (42)  -t THREADS  --tokenizer F  --quiet  --progress/--no-progress\n"
+    "  --stop-after N       stop after N steps without writing the final output (to test --resume)\n";
+
+int cmd_train(int argc, char **argv) {
+    const char *path = NULL, *tokpath = NULL, *method = NULL;
+    ct_train_opts o;
+    ct_train_opts_default(&o, CT_METHOD_LORA);
+    int lr_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        long v;
+        double d;
+#define INT(name, lo, hi, dst) else if (!strcmp(a, name) && more) { if (!cli_parse_int(a, argv[++i], lo, hi, &v)) return 2; dst = (int)v; }
+#define FLT(name, lo, hi, dst) else if (!strcmp(a, name) && more) { if (!cli_parse_float(a, argv[++i], lo, hi, &d)) return 2; dst = (float)d; }
+        if (!strcmp(a, "--data") && more) o.data_path = argv[++i];
+        else if (!strcmp(a, "--val") && more) o.val_path = argv[++i];
+        else if (!strcmp(a, "--method") && more) method = argv[++i];
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) o.out_dir = argv[++i];
+        else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
+        else if (!strcmp(a, "--schedule") && more) o.schedule = argv[++i];
+        else if (!strcmp(a, "--resume") && more) o.resume_dir = argv[++i];
+        else if (!strcmp(a, "--tokenizer") && more) tokpath = argv[++i];
+        else if (!strcmp(a, "--val-split") && more) { if (!cli_parse_float(a, argv[++i], 0, 0.9, &d)) return 2; o.val_split = d; }
+        else if (!strcmp(a, "--lr") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.lr = (float)d; lr_set = 1; }
+        INT("--max-len", 2, 1 << 20, o.data.max_len)
+        INT("--r", 1, 4096, o.lora_r)
+        FLT("--alpha", 0, 1e6, o.lora_alpha)
+        FLT("--dropout", 0, 0.99, o.lora_dropout)
+        FLT("--weight-decay", 0, 10, o.weight_decay)
+        FLT("--clip", 0, 1e9, o.clip)
+        FLT("--beta1", 0, 0.999999, o.beta1)
+        FLT("--beta2", 0, 0.999999999, o.beta2)
+        FLT("--eps", 0, 1, o.eps)
+        INT("--warmup", 0, 1 << 30, o.warmup)
+        INT("--batch", 1, 1 << 20, o.batch)
+        INT("--micro-batch", 1, 1 << 20, o.micro_batch)
+        INT("--epochs", 1, 1 << 20, o.epochs)
+        INT("--max-steps", 1, 1 << 30, o.max_steps)
+        INT("--eval-every", 0, 1 << 30, o.eval_every)
+        INT("--patience", 0, 1 << 30, o.patience)
+        INT("--save-every", 0, 1 << 30, o.save_every)
+        INT("--log-every", 1, 1 << 30, o.log_every)
+        INT("--stop-after", 1, 1 << 30, o.stop_after)
+        INT("-t", 1, 256, o.n_threads)
+        INT("--threads", 1, 256, o.n_threads)
+        else if (!strcmp(a, "--seed") && more) { if (!cli_parse_int(a, argv[++i], 0, 0x7fffffffL, &v)) return 2; o.seed = (uint64_t)v; }
+        else if (!strcmp(a, "--rslora")) o.rslora = 1;
+        else if (!strcmp(a, "--train-on-prompt")) o.data.train_on_prompt = 1;
+        else if (!strcmp(a, "--skip-bad-rows")) o.data.skip_bad_rows = 1;
+        else if (!strcmp(a, "--pack")) o.pack = 1;
+        else if (!strcmp(a, "--grad-checkpoint")) o.checkpointing = 1;
+        else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--progress")) o.progress = 1;
+        else if (!strcmp(a, "--no-progress")) o.progress = 0;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
+        else if (a[0] == '-') { fprintf(stderr, "ctune train: unknown option '%s'\n%s", a, USAGE); return 2; }
+        else if (!path) path = a;
+        else { fprintf(stderr, "ctune train: unexpected argument '%s'\n", a); return 2; }
+#undef INT
+#undef FLT
+    }
+    if (!path || !o.data_path || !o.out_dir || !method) { fputs(USAGE, stderr); return 2; }
+    if (!strcmp(method, "full")) o.method = CT_METHOD_FULL;
+    else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
+    else { fprintf(stderr, "ctune train: --method %s: use full or lora\n", method); return 2; }
+    if (!lr_set) o.lr = o.method == CT_METHOD_LORA ? 2e-4f : 5e-5f;
+
+    ct_model *m = NULL;
+    ct_status s = cli_load_model(path, tokpath, 0, &m);
+    if (s != CT_OK) return cli_fail(path, s);
+    ct_train_result r;
+    s = ct_train(m, &o, &r);
+    ct_model_free(m);
+    if (s != CT_OK) return cli_fail("train", s);
+    if (!o.quiet) {
+        fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final train loss %.4f", r.steps, r.seconds,
+                r.tokens_per_s, r.train_loss);
+        if (r.best_val_loss == r.best_val_loss)
+            fprintf(stderr, ", best val loss %.4f (ppl %.2f) at step %d", r.best_val_loss, exp(r.best_val_loss),
+                    r.best_step);
+        fprintf(stderr, "\n%s written to %s\n", o.method == CT_METHOD_LORA ? "adapter" : "model", o.out_dir);
+    }
+    return 0;
+}

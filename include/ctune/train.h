@@ -1,0 +1,94 @@
+/* ctune/train.h — fine-tuning a loaded model: full fine-tuning or LoRA, with
+ * the training loop (AdamW, schedules, gradient accumulation, validation,
+ * early stopping, checkpoints that resume exactly). docs/train.md.
+ *
+ * Outputs in out_dir:
+ *   LoRA: adapter_config.json + adapter_model.safetensors (PEFT's layout)
+ *   full: config.json + model.safetensors (+ tokenizer files of a HF source):
+ *         a Hugging Face directory transformers loads
+ *   best/            the same for the step with the lowest validation loss
+ *   checkpoint-N/    resumable state every save_every steps (last one kept)
+ *   metrics.jsonl    one line per logged step: step, epoch, train_loss,
+ *                    val_loss (evaluations), lr, tokens_per_s
+ */
+#ifndef CTUNE_TRAIN_H
+#define CTUNE_TRAIN_H
+#include <stdint.h>
+#include "ctune/data.h"
+#include "ctune/model.h"
+#include "ctune/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1 } ct_method;
+
+typedef struct {
+    ct_method method;
+    /* LoRA */
+    int lora_r;             /* default 8 */
+    float lora_alpha;       /* default 16 */
+    float lora_dropout;     /* default 0.05 */
+    int rslora;
+    const char *targets;    /* "q,v" (default), "q,k,v,o,gate,up,down", "all-linear";
+                               GPT-2: "c_attn", "c_proj", "c_fc" (or q,k,v→c_attn etc.) */
+    /* data */
+    const char *data_path;
+    const char *val_path;   /* NULL: val_split of the training file */
+    double val_split;       /* fraction held out when no val_path (0: no validation) */
+    ct_data_opts data;      /* max_len (default 256), train_on_prompt, skip_bad_rows, format */
+    int pack;               /* fill micro-batches by tokens instead of examples */
+    /* optimisation */
+    float lr;               /* default 2e-4 LoRA, 5e-5 full */
+    float weight_decay;     /* default 0.0 */
+    float beta1, beta2, eps;/* default 0.9, 0.999, 1e-8 */
+    const char *schedule;   /* "constant", "linear", "cosine" (default) */
+    int warmup;             /* steps */
+    float clip;             /* max grad norm (default 1.0; 0 = off) */
+    int batch;              /* examples per optimizer step (default 8) */
+    int micro_batch;        /* examples per forward/backward (default = batch) */
+    int epochs;             /* default 1 */
+    int max_steps;          /* > 0: stop after this many steps (overrides epochs) */
+    int eval_every;         /* steps between evaluations (0: at each epoch end only) */
+    int patience;           /* stop after this many evaluations without improvement (0: off) */
+    int save_every;         /* steps between checkpoints (0: none) */
+    int log_every;          /* steps between metric lines (default 1) */
+    int checkpointing;      /* recompute activations in backward */
+    uint64_t seed;          /* default 42 */
+    int n_threads;
+    const char *out_dir;
+    const char *resume_dir; /* a checkpoint-N directory of an earlier run */
+    int progress;           /* 1: progress line on stderr (default: when stderr is a terminal) */
+    int quiet;
+    /* limits (tests): stop after this many steps without finishing (simulated crash) */
+    int stop_after;
+} ct_train_opts;
+
+/* Defaults for everything above (method as given). */
+void ct_train_opts_default(ct_train_opts *o, ct_method method);
+
+typedef struct {
+    int steps;              /* optimizer steps done */
+    double train_loss;      /* mean loss of the last step */
+    double val_loss;        /* last evaluation (NAN without validation) */
+    double best_val_loss;
+    int best_step;
+    int64_t trainable;      /* trainable parameters */
+    double seconds;
+    double tokens_per_s;
+    int stopped_early;
+} ct_train_result;
+
+/* Train m on o->data_path and write the outputs to o->out_dir. */
+ct_status ct_train(ct_model *m, const ct_train_opts *o, ct_train_result *res);
+
+/* Apply a LoRA adapter directory to a loaded model for inference: every
+ * targeted weight becomes W + scale * B A (an f32 copy; the mapped base is
+ * untouched). */
+ct_status ct_model_apply_adapter(ct_model *m, const char *adapter_dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

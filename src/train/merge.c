@@ -1,0 +1,61 @@
+/* src/train/merge.c — ct_model_apply_adapter: LoRA merged into the weights a
+ * loaded model uses for inference, W' = W + scale * B A, computed in f32
+ * from the dequantized base (never in the stored quantized type, so nothing
+ * is lost to re-quantization); the merged matrices are owned F32 copies
+ * that replace the model's views, the mapped files stay untouched.
+ * Leaves out: un-merging, several adapters at once. */
+#include <stdlib.h>
+#include <string.h>
+#include "ctune/train.h"
+#include "tensor/gemm.h"
+#include "train/lora_io.h"
+#include "train/tmodel_internal.h"
+
+static ct_mat rows_of(const ct_mat *W, int r0, int n) {
+    ct_mat v = *W;
+    v.rows = n;
+    v.data = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+    return v;
+}
+
+ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
+    if (!m || !dir) return ct__err(CT_ERR_ARG, "ct_model_apply_adapter: model or directory NULL");
+    ct__tm_opts o = {.max_rows = 1, .max_seq = 1, .n_threads = 1};
+    ct_status s = ct__lora_opts_from_dir(dir, m->cfg.arch, &o);
+    if (s) return s;
+    ct__tmodel *t = NULL;
+    if ((s = ct__tm_create(m, &o, &t))) return s;
+    if ((s = ct__lora_load(t, dir))) {
+        ct__tm_free(t);
+        return s;
+    }
+    for (int l = 0; l < m->cfg.n_layers && !s; l++) {
+        ct__layer *S = &m->layers[l];
+        ct_mat *dst[LIN_COUNT] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
+        for (int i = 0; i < LIN_COUNT; i++) {
+            const ct__tlin *L = &t->blk[l].lin[i];
+            if (!L->r) continue;
+            float *w = ct__malloc((size_t)L->out * L->in * sizeof(float));
+            if (!w || ct__tstore_own(&m->ts, w) < 0) {
+                free(w);
+                s = ct__err(CT_ERR_NOMEM, "%s: out of memory merging the adapter", dir);
+                break;
+            }
+            for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, w + (size_t)r * L->in);
+            /* w += scale * B (out, r) A (r, in) */
+            ct__sgemm(0, 0, L->out, L->in, L->r, t->scale, L->B, L->r, L->A, L->in, 1.0f, w, L->in, t->pool);
+            ct_mat merged = {.dtype = CT_DT_F32, .rows = L->out, .cols = L->in, .data = w,
+                             .row_bytes = (size_t)L->in * sizeof(float), .act_q8 = (uint8_t)(m->q8_act != 0)};
+            if (m->cfg.arch == CT_ARCH_GPT2 && i == LIN_Q) {
+                int C = m->cfg.dim;
+                S->wq = rows_of(&merged, 0, C);
+                S->wk = rows_of(&merged, C, C);
+                S->wv = rows_of(&merged, 2 * C, C);
+            } else {
+                *dst[i] = merged;
+            }
+        }
+    }
+    ct__tm_free(t);
+    return s;
+}

@@ -1,0 +1,62 @@
+/* src/train/save_full.c — see save_full.h. Each file is written atomically;
+ * model.safetensors goes last, so a directory with it is complete.
+ * Leaves out: writing a tokenizer.json for GGUF / llama2.c sources (their
+ * vocabulary is not in Hugging Face's format; ctune reads the directory with
+ * --tokenizer), sharding of large models. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "formats/st_write.h"
+#include "train/peft.h"
+#include "train/save_full.h"
+#include "train/tmodel_internal.h"
+
+static ct_status copy_file(const char *src, const char *dst) {
+    char *text;
+    size_t len;
+    ct_status s = ct__read_file(src, &text, &len);
+    if (s) return s;
+    s = ct__write_file_atomic(dst, text, len);
+    free(text);
+    return s;
+}
+
+ct_status ct__save_full(ct__tmodel *t, const char *dir) {
+    if (t->o.method != CT_TM_FULL) return ct__err(CT_ERR_ARG, "ct__save_full: not a fully trained model");
+    ct_status s = ct__mkdir_p(dir);
+    if (s) return s;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((s = ct__hf_config_write(path, t->cfg))) return s;
+    /* tokenizer files of a Hugging Face source directory */
+    if (ct__is_dir(t->m->path)) {
+        static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                            "generation_config.json", "vocab.json", "merges.txt",
+                                            "tokenizer.model"};
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char src[1200];
+            snprintf(src, sizeof src, "%s/%s", t->m->path, files[i]);
+            if (!ct__file_exists(src)) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            if ((s = copy_file(src, path))) return s;
+        }
+    }
+    ct__st_out *outs = ct__calloc((size_t)t->n_ptab, sizeof *outs);
+    float *buf = ct__alloc_big((t->n_params ? t->n_params : 1) * sizeof(float));
+    if (!outs || !buf) {
+        free(outs);
+        if (buf) ct__free_big(buf, (t->n_params ? t->n_params : 1) * sizeof(float));
+        return ct__err(CT_ERR_NOMEM, "%s: out of memory saving the model", dir);
+    }
+    for (int i = 0; i < t->n_ptab; i++) {
+        const ct__tparam *p = &t->ptab[i];
+        ct__tm_param_to_file(t, p, t->params + p->off, buf + p->off);
+        outs[i] = (ct__st_out){.name = p->name, .dtype = CT_DT_F32, .ndim = p->ndim,
+                               .shape = {p->shape[0], p->shape[1]}, .src = buf + p->off};
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    s = ct__st_write(path, outs, t->n_ptab, "{\"format\":\"pt\"}");
+    free(outs);
+    ct__free_big(buf, (t->n_params ? t->n_params : 1) * sizeof(float));
+    return s;
+}
