@@ -21,6 +21,7 @@
 #include "formats/loaders.h"
 #include "train/lora_io.h"
 #include "train/optim.h"
+#include "train/save_full.h"
 #include "train/tmodel.h"
 
 #define TOL_LOSS 2e-5      /* relative, step-0 loss */
@@ -261,6 +262,22 @@ static void check_traj(ct_model *m, const char *name, const batch *b, int lora) 
     double rf = ref_num(name, kind, "final_loss");
     printf("%s %s: 10 steps, worst loss rel diff %.2e, final loss %.6f ref %.6f\n", name, kind, worst, fl, rf);
     CHECK(fabs(fl - rf) <= TOL_TRAJ_LOSS * fabs(rf));
+    /* the trained result as the ecosystem's files, with the logits they must
+     * give (tests/golden/check_ctune_outputs.py loads them in PEFT/transformers) */
+    const char *out = getenv("CTUNE_TRAIN_OUT_DIR");
+    if (out) {
+        char dir[1024], lp[1100];
+        snprintf(dir, sizeof dir, "%s/%s.ctune_%s", out, name, lora ? "lora" : "full");
+        CHECK_OK(lora ? ct__lora_save(t, dir, pathf("%s", name)) : ct__save_full(t, dir));
+        int V = ct_model_config(m)->vocab_size;
+        float *lg = malloc((size_t)b->N * V * sizeof(float));
+        CHECK_OK(ct__tm_run(t, &tb, 1.0f, 0, lg, NULL));
+        snprintf(lp, sizeof lp, "%s.logits.f32", dir);
+        FILE *f = fopen(lp, "wb");
+        CHECK(f && fwrite(lg, sizeof(float), (size_t)b->N * V, f) == (size_t)b->N * V);
+        if (f) fclose(f);
+        free(lg);
+    }
     char what[64];
     snprintf(what, sizeof what, "%s %s weights", name, kind);
     cmp_tensors(t, p, pathf(lora ? "%s.traj_lora.final.safetensors" : "%s.traj_full.final.safetensors", name),

@@ -1,0 +1,62 @@
+"""The ecosystem loads what ctune's trainer wrote, and computes ctune's logits.
+
+usage: check_ctune_outputs.py REFDIR OUTDIR
+REFDIR: gen_train_refs.py's output (base checkpoints <name>/, batch.json).
+OUTDIR: written by test_train_ref (CTUNE_TRAIN_OUT_DIR): for name in llama, gpt2
+  <name>.ctune_lora/  adapter_config.json + adapter_model.safetensors (PEFT layout)
+  <name>.ctune_full/  config.json + model.safetensors (a Hugging Face directory)
+  and beside each, <dir>.logits.f32: ctune's logits for the batch's sequences
+  (raw float32, the (len, V) blocks concatenated).
+Checks, in float32 eval mode: PeftModel.from_pretrained(base, adapter) and
+AutoModelForCausalLM.from_pretrained(full) give ctune's logits within TOL
+(max |diff| / max |logit|), and load with no missing or unexpected keys.
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+TOL = 1e-4
+
+
+def logits_of(model, seqs):
+    out = []
+    with torch.no_grad():
+        for s in seqs:
+            out.append(model(torch.tensor([s["ids"]])).logits[0].float().numpy())
+    return np.concatenate(out, 0)
+
+
+def compare(label, got, path):
+    want = np.fromfile(path, dtype="<f4").reshape(got.shape)
+    rel = np.abs(got - want).max() / np.abs(want).max()
+    ok = rel <= TOL
+    print(f"{label}: max |diff| / max |logit| = {rel:.2e} ({'ok' if ok else 'FAIL'}, tol {TOL})")
+    return ok
+
+
+def main():
+    ref, out = sys.argv[1], sys.argv[2]
+    seqs = json.load(open(f"{ref}/batch.json"))["seqs"]
+    ok = True
+    for name in ("llama", "gpt2"):
+        base = AutoModelForCausalLM.from_pretrained(f"{ref}/{name}", dtype=torch.float32).eval()
+        peft_model = PeftModel.from_pretrained(base, f"{out}/{name}.ctune_lora").eval()
+        ok &= compare(f"{name}: PEFT with ctune's adapter", logits_of(peft_model, seqs),
+                      f"{out}/{name}.ctune_lora.logits.f32")
+        full, info = AutoModelForCausalLM.from_pretrained(f"{out}/{name}.ctune_full", dtype=torch.float32,
+                                                          output_loading_info=True)
+        bad = [k for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]
+        if bad:
+            print(f"{name}: transformers loading ctune's model: {[(k, info[k]) for k in bad]}")
+            ok = False
+        ok &= compare(f"{name}: transformers with ctune's fully fine-tuned model", logits_of(full.eval(), seqs),
+                      f"{out}/{name}.ctune_full.logits.f32")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
