@@ -14,6 +14,12 @@
  *   - Shapes are in the comments, row-major, rows first.
  *   - pool may be NULL (single thread). Nothing allocates except through
  *     ct__pool_scratch (grown once, reused).
+ *   - Results do not depend on the pool size or timing (bit for bit): row
+ *     work splits by rows, sums over rows (dw, db, dwte, dwpe) split by
+ *     columns with rows added in order 0..N-1, attention by whole
+ *     (sequence, head) units. One exception: attention falls back to its
+ *     scalar path (other rounding) in a task whose pool scratch cannot be had.
+ * Implementation: tkernels.c, tkernels_attn.c.
  */
 #ifndef CT_TRAIN_TKERNELS_H
 #define CT_TRAIN_TKERNELS_H
@@ -69,6 +75,8 @@ size_t ct__attn_probs_size(const ct__attn_shape *s);
 void ct__attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
                        const ct__attn_shape *s, ct_pool *pool);
 /* dq, dk, dv = (overwritten) gradients of the attention inputs given dout.
+ * Only the head columns are written (q columns >= NH*HS, k/v columns >=
+ * NKV*HS are left as they are). Threads take (sequence, KV head) units.
  * dq: (N, q_ld)  dk, dv: (N, kv_ld)  dout: (N, out_ld) */
 void ct__attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                        const float *k, const float *v, const ct__attn_shape *s, ct_pool *pool);
@@ -88,7 +96,9 @@ void ct__gelu_bwd(float *dx, const float *dout, const float *x, size_t n, ct_poo
 /* Inverted dropout with a counter-based mask, so the backward pass regenerates
  * it instead of storing it: element i (0 <= i < n) is kept iff
  * hash(seed, i) >= p * 2^32, kept elements scaled by 1/(1-p).
- * p == 0: out = x (copy; out may alias x). out, x: (n) */
+ * p == 0: out = x (copy; out may alias x). out, x: (n)
+ * hash(seed, i) = upper 32 bits of splitmix64's mixer applied to
+ * seed ^ (i * 0x9E3779B97F4A7C15); p >= 1 drops everything. */
 void ct__dropout_fwd(float *out, const float *x, size_t n, float p, uint64_t seed, ct_pool *pool);
 /* dx += mask * dout / (1-p), the same mask.  dx, dout: (n) */
 void ct__dropout_bwd(float *dx, const float *dout, size_t n, float p, uint64_t seed, ct_pool *pool);
@@ -111,7 +121,9 @@ void ct__bias_bwd(float *db, const float *dy, int N, int C, ct_pool *pool);
 /* Softmax cross-entropy over n rows of logits (n, V), in place: returns the
  * sum over rows with target >= 0 of -log softmax(logits)[target] (double
  * accumulation), and overwrites logits with dlogits = (softmax - onehot) *
- * scale for those rows, 0 for rows with target < 0 (masked).
+ * scale for those rows, 0 for rows with target < 0 (masked). Targets must be
+ * < V. The sum is of per-row double losses in row order (pool-size
+ * independent); uses pool scratch index 0 for them (n doubles).
  * logits: (n, V)  targets: (n) */
 double ct__xent_fwd_bwd(float *logits, const int32_t *targets, int n, int V, float scale, ct_pool *pool);
 
