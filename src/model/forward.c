@@ -7,7 +7,8 @@
  * GPT-2, per layer (learned positions added to the embedding):
  *   x += Wo · attn(q, k, v) + bo          with q,k,v = split(Wqkv·ln1(x) + b)
  *   x += Wproj · gelu_tanh(Wfc·ln2(x) + bfc) + bproj
- * Every projection is one ct__matmul over the T rows; attention runs per
+ * Every projection is one ct__matmul over the T rows (q/k/v and gate/up: one
+ * ct__matmul_n each, x quantized once for them); attention runs per
  * (token, head) over the KV cache, threaded. Only the logits asked for go
  * through the output matmul. The context's memory (cache + scratch for
  * n_batch tokens) is planned and allocated once in ct_ctx_create; longer
@@ -174,9 +175,12 @@ static void attention_block(ct_ctx *c, const ct__layer *L, int l, int T) {
     float *kc = c->k_cache + layer_off, *vc = c->v_cache + layer_off;
     run_rows(c, L, l, T, ST_ATTN_NORM);                       /* xb: (T, C) */
     /* q: (T, q_dim); the new k, v rows go straight into the cache */
-    ct__matmul(c->q, c->xb, &L->wq, L->bq, T, c->pool);
-    ct__matmul(kc + (size_t)c->pos * c->kv_dim, c->xb, &L->wk, L->bk, T, c->pool);
-    ct__matmul(vc + (size_t)c->pos * c->kv_dim, c->xb, &L->wv, L->bv, T, c->pool);
+    {   /* one quantization of xb and one dispatch for the three (ct__matmul_n) */
+        float *const ys[3] = {c->q, kc + (size_t)c->pos * c->kv_dim, vc + (size_t)c->pos * c->kv_dim};
+        const ct_mat *const Ws[3] = {&L->wq, &L->wk, &L->wv};
+        const float *const bs[3] = {L->bq, L->bk, L->bv};
+        ct__matmul_n(3, ys, c->xb, Ws, bs, T, c->pool);
+    }
     if (g->arch == CT_ARCH_LLAMA) run_rows(c, L, l, T, ST_ROPE);
     ct__attn_args a = {
         .out = c->xb, .q = c->q, .k = kc, .v = vc, .att = c->att, .T = T, .pos0 = c->pos,
@@ -193,11 +197,13 @@ static void ffn_block(ct_ctx *c, const ct__layer *L, int l, int T) {
     run_rows(c, L, l, T, ST_FFN_NORM);                        /* xb: (T, C) */
     const int llama = g->arch == CT_ARCH_LLAMA;
     /* hb: (T, H) = gate (Llama) or c_fc (GPT-2) projection */
-    ct__matmul(c->hb, c->xb, llama ? &L->w_gate : &L->w_up, llama ? NULL : L->b_up, T, c->pool);
-    if (llama) {
-        ct__matmul(c->hb2, c->xb, &L->w_up, NULL, T, c->pool); /* hb2: (T, H) */
+    if (llama) { /* and hb2: (T, H) = up, sharing xb's quantization and the dispatch */
+        float *const ys[2] = {c->hb, c->hb2};
+        const ct_mat *const Ws[2] = {&L->w_gate, &L->w_up};
+        ct__matmul_n(2, ys, c->xb, Ws, NULL, T, c->pool);
         run_rows(c, L, l, T, ST_SWIGLU);
     } else {
+        ct__matmul(c->hb, c->xb, &L->w_up, L->b_up, T, c->pool);
         run_rows(c, L, l, T, ST_GELU);
     }
     ct__matmul(c->xb2, c->hb, &L->w_down, L->b_down, T, c->pool); /* xb2: (T, C) */

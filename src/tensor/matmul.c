@@ -252,6 +252,13 @@ static void gemm_r8_task(void *ctx, int ith, int nth) {
             int r = rc + 8 * g, nr = r1 - r < 8 ? r1 - r : 8;
             ct__repack_w8(W, r, nr, wp + g * gb);
         }
+        /* the next chunk's W into L2 while this one computes: the repack
+         * otherwise waits on DRAM (11% of a SmolLM2 prompt) */
+        if (rc + 8 * G < r1) {
+            int n1 = r1 - (rc + 8 * G) < 8 * G ? r1 - (rc + 8 * G) : 8 * G;
+            const char *p = (const char *)W->data + (size_t)(rc + 8 * G) * W->row_bytes;
+            for (size_t o = 0; o < (size_t)n1 * W->row_bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+        }
         for (int t0 = 0; t0 < T; t0 += 8) {
             int tt = T - t0 < 8 ? T - t0 : 8;
             for (int g = 0; g < ng; g++) {
@@ -319,10 +326,38 @@ size_t ct__matmul_scratch(const ct_mat *W, int T) {
     return (b + sizeof(float) - 1) / sizeof(float);
 }
 
-void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
-    if (T <= 0 || W->rows <= 0) return;
+typedef struct {
+    const job *jobs;
+    int n;
+    ct_task_fn fn;
+} multi_job;
+static void multi_task(void *ctx, int ith, int nth) {
+    const multi_job *m = ctx;
+    for (int i = 0; i < m->n; i++) m->fn((void *)&m->jobs[i], ith, nth);
+}
+
+/* Matrices that can share x's preparation (quantization, block sums) and
+ * one dispatch: same dtype, cols, act_q8, hence the same path and layout. */
+static int same_kind(const ct_mat *a, const ct_mat *b) {
+    return a->dtype == b->dtype && a->cols == b->cols && a->act_q8 == b->act_q8;
+}
+
+void ct__matmul_n(int n, float *const *ys, const float *x, const ct_mat *const *Ws, const float *const *biases, int T,
+                  ct_pool *pool) {
+    enum { NMAX = 4 };
+    if (T <= 0 || n <= 0) return;
+    int ok = n <= NMAX;
+    for (int i = 1; i < n && ok; i++) ok = same_kind(Ws[0], Ws[i]);
+    if (!ok) {
+        for (int i = 0; i < n; i++) ct__matmul(ys[i], x, Ws[i], biases ? biases[i] : NULL, T, pool);
+        return;
+    }
+    const ct_mat *W = Ws[0];
     int path = ct__matmul_path(W, T), nth = ct__pool_size(pool);
-    job jb = {y, x, W, bias, T, path, NULL, 0, NULL, pool, work_bytes(W, path, T, nth)};
+    job jbs[NMAX];
+    for (int i = 0; i < n; i++)
+        jbs[i] = (job){ys[i], x, Ws[i], biases ? biases[i] : NULL, T, path, NULL, 0, NULL, pool, work_bytes(W, path, T, nth)};
+    job jb = jbs[0];
     size_t xqb = xq_bytes(W, T, path);
     /* Grow every thread's scratch now, while no task runs. Slot 0 holds the
      * quantized x after its own work area. */
@@ -330,7 +365,7 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
         size_t need = jb.work_bytes + (i == 0 ? xqb : 0);
         if (need && !ct__pool_scratch(pool, i, need)) {
             ct__log(CT_LOG_WARN, "matmul: no memory for %zu bytes of scratch; using the slow reference", need);
-            ct__matmul_ref(y, x, W, bias, T);
+            for (int k = 0; k < n; k++) ct__matmul_ref(ys[k], x, Ws[k], jbs[k].bias, T);
             return;
         }
     }
@@ -349,7 +384,21 @@ void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, in
             for (int t = 0; t < T; t++)
                 ct__quantize_x_q8(x + (size_t)t * W->cols, W->dtype, xq + (size_t)t * jb.xq_row, W->cols);
         }
+        for (int i = 0; i < n; i++) { jbs[i].xq = jb.xq; jbs[i].xq_row = jb.xq_row; jbs[i].xs = jb.xs; }
     }
     ct_task_fn fn = path == CT_MM_GEMM ? gemm_task : path != CT_MM_GEMM_Q8 ? gemv_task : use_r8(W, T) ? gemm_r8_task : gemm_q4_task;
-    ct__pool_run(pool, fn, &jb);
+    if (n == 1) {
+        ct__pool_run(pool, fn, &jbs[0]);
+    } else {
+        multi_job m = {jbs, n, fn};
+        ct__pool_run(pool, multi_task, &m); /* one dispatch: each thread does its share of every matrix */
+    }
+}
+
+void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
+    if (T <= 0 || W->rows <= 0) return;
+    float *const ys[1] = {y};
+    const ct_mat *const Ws[1] = {W};
+    const float *const bs[1] = {bias};
+    ct__matmul_n(1, ys, x, Ws, bs, T, pool);
 }

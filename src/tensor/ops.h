@@ -52,6 +52,13 @@ void ct__mat_row_f32(const ct_mat *W, int r, float *out);
  * a time and reused across the T rows. With W->act_q8 set, Q types may run on
  * x quantized to 8 bits instead. Allocates nothing (uses ct__matmul_scratch). */
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool);
+/* The same for n <= 4 matrices that share x (q/k/v, gate/up): y_i = x @ W_i^T
+ * (+ biases[i] if biases and it are non-NULL). When all W_i have the same
+ * dtype, cols and act_q8, x is prepared (quantized) once and all run in one
+ * dispatch of the pool; otherwise one ct__matmul each. Same results as n
+ * ct__matmul calls. */
+void ct__matmul_n(int n, float *const *ys, const float *x, const ct_mat *const *Ws, const float *const *biases, int T,
+                  ct_pool *pool);
 /* Scalar reference of the same (single-threaded). */
 void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias, int T);
 /* Per-thread scratch floats ct__matmul needs for a given W and pool; the pool

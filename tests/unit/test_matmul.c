@@ -364,6 +364,48 @@ static void check_path_choice(void) {
     }
 }
 
+/* ct__matmul_n: the same bytes as one ct__matmul per matrix (shared x
+ * preparation and one dispatch), and the fallback for mixed dtypes. */
+static void check_matmul_n(ct_pool *pool) {
+    static const ct_dtype dts[] = {CT_DT_F32, CT_DT_Q8_0, CT_DT_Q4_0, CT_DT_Q4_1};
+    static const int Ts[] = {1, 3, 5, 9, 33};
+    static const int rows[3] = {13, 40, 8};
+    enum { COLS = 32 * 9 };
+    int bad = 0;
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)
+        for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++)
+            for (int aq = 0; aq < 2; aq++)
+                for (int mixed = 0; mixed < 2; mixed++) {
+                    int T = Ts[k];
+                    float *wf[3], *x = make_x(T, COLS), *ya[3], *yb[3], *bias[3];
+                    ct_mat W[3];
+                    const ct_mat *Wp[3];
+                    for (int i = 0; i < 3; i++) {
+                        W[i] = make_mat(mixed && i == 1 ? CT_DT_F16 : dts[d], rows[i], COLS, &wf[i]);
+                        W[i].act_q8 = (uint8_t)aq;
+                        Wp[i] = &W[i];
+                        ya[i] = malloc(sizeof(float) * (size_t)T * rows[i]);
+                        yb[i] = malloc(sizeof(float) * (size_t)T * rows[i]);
+                        bias[i] = NULL;
+                        if (i == 2) {
+                            bias[i] = malloc(sizeof(float) * rows[i]);
+                            for (int r = 0; r < rows[i]; r++) bias[i][r] = frand();
+                        }
+                        for (size_t j = 0; j < (size_t)T * rows[i]; j++) ya[i][j] = yb[i][j] = NAN;
+                    }
+                    const float *bs[3] = {bias[0], bias[1], bias[2]};
+                    ct__matmul_n(3, ya, x, Wp, bs, T, pool);
+                    for (int i = 0; i < 3; i++) ct__matmul(yb[i], x, &W[i], bias[i], T, pool);
+                    int ok = 1;
+                    for (int i = 0; i < 3; i++) ok &= memcmp(ya[i], yb[i], sizeof(float) * (size_t)T * rows[i]) == 0;
+                    if (!ok) fprintf(stderr, "  matmul_n %s T=%d act_q8=%d mixed=%d differs\n", ct_dtype_name(dts[d]), T, aq, mixed);
+                    bad |= !ok;
+                    for (int i = 0; i < 3; i++) { free(ya[i]); free(yb[i]); free(bias[i]); free(wf[i]); free((void *)W[i].data); }
+                    free(x);
+                }
+    CHECK(!bad);
+}
+
 /* pack + micro-kernel against the naive loops, all mr/nc/accumulate/bias. */
 static void check_gemm_tile(void) {
     enum { KC = 37, LD = 41 };
@@ -478,6 +520,7 @@ int main(void) {
     /* many rows: several row chunks per thread in the f32 tiles */
     check_case(CT_DT_Q8_0, 1000, 64, 40, pools);
 
+    check_matmul_n(pools[2]);
     /* steady state allocates nothing: the pool's scratch is reused */
     {
         float *wf, *x = make_x(64, 256), *y = malloc(sizeof(float) * 64 * 200);
