@@ -281,7 +281,7 @@ static void init_values(ct__tmodel *t) {
 
 /* ---- activation memory ---------------------------------------------------------- */
 
-enum { MAXBUF = 96 };
+enum { MAXBUF = 64 + 20 * 256 }; /* buffers: ~16 per block, up to 256 blocks */
 typedef struct {
     float **ptr[MAXBUF];
     size_t n[MAXBUF];
@@ -289,6 +289,7 @@ typedef struct {
 } plan;
 
 static void want(plan *p, float **ptr, size_t n) {
+    if (p->k >= MAXBUF) return; /* caught by alloc_acts */
     p->ptr[p->k] = ptr;
     p->n[p->k] = n;
     p->k++;
@@ -326,62 +327,68 @@ static ct_status alloc_acts(ct__tmodel *t) {
     const ct_config *g = t->cfg;
     size_t N = (size_t)t->o.max_rows, C = (size_t)g->dim, H = (size_t)g->hidden_dim, V = (size_t)g->vocab_size;
     int L = g->n_layers, n_acts = t->o.checkpointing ? 1 : L;
-    plan p = {.k = 0};
+    if (L > 256) return ct__err(CT_ERR_UNSUPPORTED, "training: %d layers (at most 256 supported)", L);
+    plan *p = ct__calloc(1, sizeof *p);
+    if (!p) return ct__err(CT_ERR_NOMEM, "training: out of memory");
     t->acts = ct__calloc((size_t)L, sizeof *t->acts);
-    if (!t->acts) return ct__err(CT_ERR_NOMEM, "training: out of memory");
-    want(&p, &t->res, (size_t)(L + 1) * N * C);
-    for (int l = 0; l < n_acts; l++) plan_acts(t, &t->acts[l], &p);
-    want(&p, &t->hf, N * C);
-    want(&p, &t->muf, N);
-    want(&p, &t->rsf, N);
-    want(&p, &t->dres, N * C);
-    want(&p, &t->dh, N * C);
-    want(&p, &t->dq, N * (size_t)t->qkv_out);
+    if (!t->acts) { free(p); return ct__err(CT_ERR_NOMEM, "training: out of memory"); }
+    want(p, &t->res, (size_t)(L + 1) * N * C);
+    for (int l = 0; l < n_acts; l++) plan_acts(t, &t->acts[l], p);
+    want(p, &t->hf, N * C);
+    want(p, &t->muf, N);
+    want(p, &t->rsf, N);
+    want(p, &t->dres, N * C);
+    want(p, &t->dh, N * C);
+    want(p, &t->dq, N * (size_t)t->qkv_out);
     if (g->arch != CT_ARCH_GPT2) {
-        want(&p, &t->dk, N * (size_t)t->kvd);
-        want(&p, &t->dv, N * (size_t)t->kvd);
+        want(p, &t->dk, N * (size_t)t->kvd);
+        want(p, &t->dv, N * (size_t)t->kvd);
     }
-    want(&p, &t->datt, N * (size_t)t->qd);
-    want(&p, &t->dA, N * H);
-    want(&p, &t->dG, N * H);
-    want(&p, &t->dU, N * H);
+    want(p, &t->datt, N * (size_t)t->qd);
+    want(p, &t->dA, N * H);
+    want(p, &t->dG, N * H);
+    want(p, &t->dU, N * H);
     size_t max_in = H > C ? H : C;
     if ((size_t)t->qd > max_in) max_in = (size_t)t->qd;
     if (t->o.method == CT_TM_LORA) {
-        want(&p, &t->t_r, N * (size_t)t->o.lora_r);
-        want(&p, &t->t_in, N * max_in);
+        want(p, &t->t_r, N * (size_t)t->o.lora_r);
+        want(p, &t->t_in, N * max_in);
     }
     t->head_rows = (int)(N < HEAD_ROWS ? N : HEAD_ROWS);
-    want(&p, &t->logits, (size_t)t->head_rows * V);
-    if (t->wdeq_n) want(&p, &t->wdeq, t->wdeq_n);
-    want(&p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
-    want(&p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
-    want(&p, (float **)&t->pos, N);
+    want(p, &t->logits, (size_t)t->head_rows * V);
+    if (t->wdeq_n) want(p, &t->wdeq, t->wdeq_n);
+    want(p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
+    want(p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
+    want(p, (float **)&t->pos, N);
     /* LoRA x A^T buffers, per block (or shared with checkpointing) */
     size_t nxa = 0;
     for (int l = 0; l < n_acts; l++)
         for (int i = 0; i < LIN_COUNT; i++)
             if (t->blk[l].lin[i].r) nxa++;
     float *xa_all = NULL;
-    if (nxa) want(&p, &xa_all, nxa * N * (size_t)t->o.lora_r);
+    if (nxa) want(p, &xa_all, nxa * N * (size_t)t->o.lora_r);
+    if (p->k >= MAXBUF) { free(p); return ct__err(CT_ERR_UNSUPPORTED, "training: too many activation buffers"); }
     size_t total = 0;
-    for (int i = 0; i < p.k; i++) {
-        size_t padded = (p.n[i] + 15) & ~(size_t)15, nt;
-        if (ct__add_ovf(total, padded, &nt)) return ct__err(CT_ERR_RANGE, "training: activation size overflows");
+    for (int i = 0; i < p->k; i++) {
+        size_t padded = (p->n[i] + 15) & ~(size_t)15, nt;
+        if (ct__add_ovf(total, padded, &nt)) { free(p); return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
         total = nt;
     }
-    if (total > SIZE_MAX / sizeof(float)) return ct__err(CT_ERR_RANGE, "training: activation size overflows");
+    if (total > SIZE_MAX / sizeof(float)) { free(p); return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
     t->mem_bytes = total * sizeof(float);
     t->mem = ct__alloc_big(t->mem_bytes);
-    if (!t->mem)
+    if (!t->mem) {
+        free(p);
         return ct__err(CT_ERR_NOMEM, "training: cannot allocate %.1f MiB of activations (%d rows per micro-batch); "
                        "use a smaller --micro-batch or --max-len, or gradient checkpointing",
                        t->mem_bytes / 1048576.0, t->o.max_rows);
-    float *q = t->mem;
-    for (int i = 0; i < p.k; i++) {
-        *p.ptr[i] = p.n[i] ? q : NULL;
-        q += (p.n[i] + 15) & ~(size_t)15;
     }
+    float *q = t->mem;
+    for (int i = 0; i < p->k; i++) {
+        *p->ptr[i] = p->n[i] ? q : NULL;
+        q += (p->n[i] + 15) & ~(size_t)15;
+    }
+    free(p);
     size_t xi = 0;
     for (int l = 0; l < n_acts; l++)
         for (int i = 0; i < LIN_COUNT; i++)
