@@ -26,6 +26,7 @@ static const char *USAGE =
     "  --micro-batch N      examples per forward/backward (default = batch; gradients accumulate)\n"
     "  --epochs N (1)  --max-steps N\n"
     "  --grad-checkpoint    recompute activations in the backward pass (less memory)\n"
+    "  --precision f32|bf16 matmul operands in f32 (default, exact) or bf16 with f32 accumulation\n"
     "run:\n"
     "  --eval-every N       validate every N steps (and at each epoch end)\n"
     "  --patience N         stop after N evaluations without improvement\n"
@@ -84,6 +85,12 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--skip-bad-rows")) o.data.skip_bad_rows = 1;
         else if (!strcmp(a, "--pack")) o.pack = 1;
         else if (!strcmp(a, "--grad-checkpoint")) o.checkpointing = 1;
+        else if (!strcmp(a, "--precision") && more) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "bf16")) o.bf16 = 1;
+            else if (!strcmp(p, "f32")) o.bf16 = 0;
+            else { fprintf(stderr, "ctune train: --precision %s: use f32 or bf16\n", p); return 2; }
+        }
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
         else if (!strcmp(a, "--progress")) o.progress = 1;
         else if (!strcmp(a, "--no-progress")) o.progress = 0;

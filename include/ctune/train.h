@@ -55,6 +55,8 @@ typedef struct {
     int save_every;         /* steps between checkpoints (0: none) */
     int log_every;          /* steps between metric lines (default 1) */
     int checkpointing;      /* recompute activations in backward */
+    int bf16;               /* matmuls on bf16-rounded operands, f32 accumulation and f32 master
+                               weights (faster); 0 (default): exact f32 */
     uint64_t seed;          /* default 42 */
     int n_threads;
     const char *out_dir;

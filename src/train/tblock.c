@@ -21,6 +21,13 @@
 #include "tensor/gemm.h"
 #include "train/tmodel_internal.h"
 
+/* The trainer's matmuls: exact f32, or bf16 operands with f32 accumulation. */
+static void gemm(const ct__tmodel *t, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+    if (t->o.bf16) ct__sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, t->pool);
+    else ct__sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, t->pool);
+}
+
 /* splitmix64 finalizer: dropout stream per (micro-batch, block, layer) */
 static uint64_t mix64(uint64_t z) {
     z += 0x9e3779b97f4a7c15ULL;
@@ -53,11 +60,11 @@ static void add_bias(float *y, const float *b, int N, int out) {
 /* y (N, out) = lin(x (N, in)); xa (N, r) saved for backward. */
 static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, float *xa, int N, uint64_t seed) {
     if (L->w) {
-        ct__sgemm(0, 1, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y, L->out, t->pool);
+        gemm(t, 0, 1, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y, L->out);
         if (L->b) add_bias(y, L->b, N, L->out);
     } else if (L->base.dtype == CT_DT_F32) {
-        ct__sgemm(0, 1, N, L->out, L->in, 1.0f, x, L->in, L->base.data, (int)(L->base.row_bytes / sizeof(float)),
-                  0.0f, y, L->out, t->pool);
+        gemm(t, 0, 1, N, L->out, L->in, 1.0f, x, L->in, L->base.data, (int)(L->base.row_bytes / sizeof(float)),
+                  0.0f, y, L->out);
         if (L->b) add_bias(y, L->b, N, L->out);
     } else {
         ct__matmul(y, x, &L->base, L->b, N, t->pool);
@@ -69,8 +76,8 @@ static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, 
         ct__dropout_fwd(t->t_in, x, (size_t)N * L->in, p, seed, t->pool);
         xd = t->t_in;
     }
-    ct__sgemm(0, 1, N, L->r, L->in, 1.0f, xd, L->in, L->A, L->in, 0.0f, xa, L->r, t->pool);
-    ct__sgemm(0, 1, N, L->out, L->r, t->scale, xa, L->r, L->B, L->r, 1.0f, y, L->out, t->pool);
+    gemm(t, 0, 1, N, L->r, L->in, 1.0f, xd, L->in, L->A, L->in, 0.0f, xa, L->r);
+    gemm(t, 0, 1, N, L->out, L->r, t->scale, xa, L->r, L->B, L->r, 1.0f, y, L->out);
 }
 
 /* dx (N, in) (= when !acc, += when acc) from dy (N, out); parameter gradients added. */
@@ -78,25 +85,25 @@ static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const 
                     const float *xa, int N, uint64_t seed) {
     int ld;
     const float *W = lin_weight(t, L, &ld);
-    ct__sgemm(0, 0, N, L->in, L->out, 1.0f, dy, L->out, W, ld, acc ? 1.0f : 0.0f, dx, L->in, t->pool);
-    if (L->gw) ct__sgemm(1, 0, L->out, L->in, N, 1.0f, dy, L->out, x, L->in, 1.0f, L->gw, L->in, t->pool);
+    gemm(t, 0, 0, N, L->in, L->out, 1.0f, dy, L->out, W, ld, acc ? 1.0f : 0.0f, dx, L->in);
+    if (L->gw) gemm(t, 1, 0, L->out, L->in, N, 1.0f, dy, L->out, x, L->in, 1.0f, L->gw, L->in);
     if (L->gb) ct__bias_bwd(L->gb, dy, N, L->out, t->pool);
     if (!L->r) return;
     float p = t->o.lora_dropout;
     int drop = t->training && p > 0;
-    ct__sgemm(1, 0, L->out, L->r, N, t->scale, dy, L->out, xa, L->r, 1.0f, L->gB, L->r, t->pool);
-    ct__sgemm(0, 0, N, L->r, L->out, t->scale, dy, L->out, L->B, L->r, 0.0f, t->t_r, L->r, t->pool);
+    gemm(t, 1, 0, L->out, L->r, N, t->scale, dy, L->out, xa, L->r, 1.0f, L->gB, L->r);
+    gemm(t, 0, 0, N, L->r, L->out, t->scale, dy, L->out, L->B, L->r, 0.0f, t->t_r, L->r);
     const float *xd = x;
     if (drop) {
         ct__dropout_fwd(t->t_in, x, (size_t)N * L->in, p, seed, t->pool);
         xd = t->t_in;
     }
-    ct__sgemm(1, 0, L->r, L->in, N, 1.0f, t->t_r, L->r, xd, L->in, 1.0f, L->gA, L->in, t->pool);
+    gemm(t, 1, 0, L->r, L->in, N, 1.0f, t->t_r, L->r, xd, L->in, 1.0f, L->gA, L->in);
     if (drop) {
-        ct__sgemm(0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 0.0f, t->t_in, L->in, t->pool);
+        gemm(t, 0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 0.0f, t->t_in, L->in);
         ct__dropout_bwd(dx, t->t_in, (size_t)N * L->in, p, seed, t->pool);
     } else {
-        ct__sgemm(0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 1.0f, dx, L->in, t->pool);
+        gemm(t, 0, 0, N, L->in, L->r, 1.0f, t->t_r, L->r, L->A, L->in, 1.0f, dx, L->in);
     }
 }
 
@@ -229,13 +236,13 @@ static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, in
     for (int r0 = 0; r0 < N; r0 += CH) {
         int n = N - r0 < CH ? N - r0 : CH;
         const float *h = t->hf + (size_t)r0 * C;
-        if (W) ct__sgemm(0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V, t->pool);
+        if (W) gemm(t, 0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V);
         else ct__matmul(t->logits, h, &t->m->output, NULL, n, t->pool);
         if (logits_out) memcpy(logits_out + (size_t)r0 * V, t->logits, (size_t)n * V * sizeof(float));
         loss += ct__xent_fwd_bwd(t->logits, b->targets + r0, n, V, scale, t->pool);
         if (!backward) continue;
-        ct__sgemm(0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C, t->pool);
-        if (t->gwhead) ct__sgemm(1, 0, V, C, n, 1.0f, t->logits, V, h, C, 1.0f, t->gwhead, C, t->pool);
+        gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C);
+        if (t->gwhead) gemm(t, 1, 0, V, C, n, 1.0f, t->logits, V, h, C, 1.0f, t->gwhead, C);
     }
     return loss;
 }

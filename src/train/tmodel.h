@@ -41,6 +41,8 @@ typedef struct {
     int max_seq;              /* longest sequence in one micro-batch */
     int checkpointing;        /* save only each block's input; recompute in backward */
     int n_threads;            /* <= 0: all cores */
+    int bf16;                 /* matmul operands rounded to bf16, f32 accumulation (ct__sgemm_bf16);
+                                 0: exact f32 (the reference tests) */
     uint64_t seed;            /* LoRA A initialisation */
 } ct__tm_opts;
 

@@ -395,7 +395,8 @@ static ct_status setup(run *r, ct_train_result *res) {
     ct__tm_opts to = {.method = o->method == CT_METHOD_LORA ? CT_TM_LORA : CT_TM_FULL,
                       .lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
                       .rslora = o->rslora, .max_seq = longest, .max_rows = micro * longest,
-                      .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed};
+                      .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed,
+                      .bf16 = o->bf16};
     if (o->method == CT_METHOD_LORA && (s = parse_targets(o->targets, g->arch, &to.lora_targets))) return s;
     if ((s = ct__tm_create(m, &to, &r->t))) return s;
     size_t n;
