@@ -208,6 +208,9 @@ static ct_status train_step(run *r, double *loss, double *gnorm, float *lr, size
     *loss = targets ? sum / (double)targets : 0;
     size_t n;
     float *p = ct__tm_params(r->t, &n), *g = ct__tm_grads(r->t);
+    /* test hook (tests/e2e/test_train_cli.sh): CTUNE_FAULT_NAN_STEP=S poisons step S's gradient */
+    const char *fault = getenv("CTUNE_FAULT_NAN_STEP");
+    if (fault && atoi(fault) == r->step + 1 && n) g[0] = NAN;
     *gnorm = ct__grad_norm(g, n);
     *lr = ct__lr_at(&r->ao, r->step);
     if (!isfinite(*loss) || !isfinite(*gnorm))
