@@ -27,10 +27,9 @@
  * C^T = op(B)^T op(A)^T with a transposed store, so the short side fills the
  * MR rows of a tile instead of padding NR = 32 columns.
  *
- * ct__sgemm_bf16 rounds the packed panels to bf16 and runs the same f32
- * kernel (bf16 numerics, f32 speed).
+ * ct__sgemm_bf16 (bf16 inputs, vdpbf16ps) is in gemm_bf16.c.
  *
- * Left out: a vdpbf16ps (AVX-512 BF16) kernel for ct__sgemm_bf16, an AVX2
+ * Left out: an AVX2
  * kernel (without AVX-512 the micro-kernel is plain C that the compiler
  * vectorizes as it can), runtime CPU dispatch (-march=native decides),
  * double/complex types. */
@@ -99,6 +98,7 @@ static inline void transpose8x16(const float *src, int ld, float *dst, int ds) {
         _mm256_storeu_ps(dst + (size_t)(12 + j) * ds, _mm512_extractf32x8_ps(y, 1));
     }
 }
+void ct__transpose8x16(const float *src, int ld, float *dst, int ds) { transpose8x16(src, ld, dst, ds); }
 #endif
 
 /* Ap (ceil(mc/MR), kc, MR): panel p holds rows i0+p*MR.. of op(A), columns
@@ -255,19 +255,8 @@ typedef struct {
     float *C;
     int split_m; /* threads split M (else N) */
     int units;   /* MR panels (split_m) or NR strips along the split dimension */
-    int bf16;    /* round packed inputs to bf16 */
     int ct;      /* C is stored transposed: element (m, n) at C[n * ldc + m] */
 } gemm_job;
-
-/* Round n packed floats to bf16 (nearest even; NaN stays NaN), in place. */
-static void round_bf16(float *x, size_t n) {
-    uint32_t *u = (uint32_t *)x;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = u[i];
-        if ((v & 0x7fffffffu) > 0x7f800000u) { u[i] = v | 0x00400000u; continue; }
-        u[i] = (v + 0x7fffu + ((v >> 16) & 1u)) & 0xffff0000u;
-    }
-}
 
 /* Scratch floats for one thread: a packed A block and a packed B panel. */
 #define SCRATCH_FLOATS ((size_t)MC * KC + (size_t)NC * KC)
@@ -283,11 +272,9 @@ static void gemm_block(const gemm_job *g, int m0, int m1, int n0, int n1, float 
             int kc = g->K - pc < KC ? g->K - pc : KC;
             float beta = pc == 0 ? g->beta : 1.0f;
             pack_b(g->tb, g->B, g->ldb, pc, kc, jc, nc, Bp);
-            if (g->bf16) round_bf16(Bp, (size_t)(nc + NR - 1) / NR * NR * kc);
             for (int ic = m0; ic < m1; ic += mcap) {
                 int mc = m1 - ic < mcap ? m1 - ic : mcap;
                 pack_a(g->ta, g->A, g->lda, ic, mc, pc, kc, Ap);
-                if (g->bf16) round_bf16(Ap, (size_t)(mc + MR - 1) / MR * MR * kc);
                 for (int jr = 0; jr < nc; jr += NR) {
                     const float *bs = Bp + (size_t)jr * kc;
                     int nr = nc - jr < NR ? nc - jr : NR;
@@ -338,15 +325,15 @@ static void gemm_run_task(void *ctx, int ith, int nth) {
     }
 }
 
-static void gemm(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+static void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, ct_pool *pool) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
-    gemm_run r = {{ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, 0, 0, bf16, 0}, pool};
+    gemm_run r = {{ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, 0, 0, 0}, pool};
     if (N <= NR / 2 && M >= 2 * NR) {
         /* narrow C (LoRA's rank 8): compute C^T = op(B)^T op(A)^T, whose
          * short side fits the MR rows of the tile instead of padding NR */
-        gemm_job t = {!tb, !ta, N, M, K, alpha, beta, B, A, ldb, lda, ldc, C, 0, 0, bf16, 1};
+        gemm_job t = {!tb, !ta, N, M, K, alpha, beta, B, A, ldb, lda, ldc, C, 0, 0, 1};
         r.job = t;
         M = t.M; N = t.N;
     }
@@ -362,10 +349,5 @@ static void gemm(int bf16, int ta, int tb, int M, int N, int K, float alpha, con
 
 void ct__sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc, ct_pool *pool) {
-    gemm(0, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
-}
-
-void ct__sgemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                    int ldb, float beta, float *C, int ldc, ct_pool *pool) {
-    gemm(1, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
 }

@@ -19,16 +19,40 @@
 
 void ct__sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc, ct_pool *pool);
-/* The same product with the inputs rounded to bf16 (round to nearest even)
- * as they are packed, products and sums in f32. Same threading and
- * determinism as ct__sgemm; accuracy is that of bf16 inputs (relative 2^-8
- * per product), not of f32. For now it runs the f32 micro-kernel on the
- * rounded values (same speed as ct__sgemm); a vdpbf16ps kernel (AVX-512
- * BF16, twice the FMA rate) would keep these semantics. */
+/* The same product with the inputs rounded to bf16 (round to nearest even,
+ * like vcvtne2ps2bf16) as they are packed, products exact and sums in f32
+ * (AVX-512 BF16 vdpbf16ps, ~2x the f32 FMA rate; src/tensor/gemm_bf16.c).
+ * Same contract, threading and determinism as ct__sgemm (bit-identical for
+ * any pool size); accuracy is that of bf16 inputs (relative 2^-8 per
+ * product), not of f32. bf16 denormals count as zero. */
 void ct__sgemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc, ct_pool *pool);
+
+/* Pre-packed B for ct__sgemm_bf16: a matrix used as op(B) by many calls
+ * (a frozen LoRA base: forward x W^T is op(B) = W^T, tb=1; input gradient
+ * dy W is op(B) = W, tb=0, a second packing) is rounded and packed once.
+ *   bytes = ct__gemm_bf16_packed_bytes(K, N): K rounded up to even times N
+ *           rounded up to 32, times 2 (0 for K or N <= 0);
+ *   ct__gemm_bf16_pack_b packs op(B), (K, N), from B (tb, ldb as in
+ *           ct__sgemm) into dst (caller-owned, `bytes` long, 64-byte
+ *           aligned), threads of pool splitting the columns. The layout is
+ *           internal to gemm_bf16.c: pass dst only to
+ *           ct__sgemm_bf16_packed with the same K and N. Re-pack after B
+ *           changes (full fine-tuning: once per optimizer step);
+ *   ct__sgemm_bf16_packed is ct__sgemm_bf16 with op(B) taken from Bp:
+ *           bit-identical to ct__sgemm_bf16(ta, tb, ...) on the B that was
+ *           packed, for any pool. Nothing allocates but pool scratch. */
+size_t ct__gemm_bf16_packed_bytes(int K, int N);
+void ct__gemm_bf16_pack_b(int tb, int K, int N, const float *B, int ldb, void *dst, ct_pool *pool);
+void ct__sgemm_bf16_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const void *Bp,
+                           float beta, float *C, int ldc, ct_pool *pool);
+
 /* Scalar reference (triple loop, double accumulation), single-threaded. */
 void ct__sgemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                    int ldb, float beta, float *C, int ldc);
+
+/* For gemm.c and gemm_bf16.c (AVX-512 builds only): dst[k * ds + r] =
+ * src[r * ld + k] for r < 8, k < 16 (an 8 x 16 block of 32-bit words). */
+void ct__transpose8x16(const float *src, int ld, float *dst, int ds);
 
 #endif
