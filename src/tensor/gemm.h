@@ -50,6 +50,10 @@ void ct__sgemm_bf16_packed(int ta, int M, int N, int K, float alpha, const float
 /* Scalar reference (triple loop, double accumulation), single-threaded. */
 void ct__sgemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                    int ldb, float beta, float *C, int ldc);
+/* Test hook: the size of the shared packed-B window ct__sgemm_bf16 uses
+ * when threads split M (default 8 MiB); returns the old one. Results do not
+ * depend on it. Not thread-safe: set it while no product runs. */
+size_t ct__gemm_bf16_set_window(size_t bytes);
 
 /* For gemm.c and gemm_bf16.c (AVX-512 builds only): dst[k * ds + r] =
  * src[r * ld + k] for r < 8, k < 16 (an 8 x 16 block of 32-bit words). */

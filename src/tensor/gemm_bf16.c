@@ -20,7 +20,7 @@
  * ic over M by MC (pack A) -> jr over NR strips -> ir over MR panels.
  * Threads split M (whole MR panels) or N (whole NR strips), whichever has
  * more tiles. When they split M, op(B) is packed once, cooperatively, into
- * a shared window (all of K for up to the columns that fit WINDOW_BYTES)
+ * a shared window (all of K for as many columns as fit 8 MiB)
  * by one pool run, and read by all threads in the next; when they split N
  * each thread packs its own B block by block. ct__sgemm_bf16_packed reads
  * the caller's pre-packed op(B) instead.
@@ -53,8 +53,9 @@
 /* KC even. A B strip (KC * NR halves = 32 KiB) stays in L1 while the MC/MR
  * A panels of the block (MC * KC halves = 128 KiB, L2) stream past it. */
 enum { MR = 8, NR = 32, KC = 512, MC = 128, NC = 1536 };
-/* The shared window of packed op(B) when threads split M. */
-#define WINDOW_BYTES ((size_t)8 << 20)
+/* The shared window of packed op(B) when threads split M (8 MiB: all of N
+ * for every GPT-2 shape; tests shrink it to cover several windows). */
+static size_t window_bytes = (size_t)8 << 20;
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int even_up(int k) { return (k + 1) & ~1; }
@@ -368,7 +369,7 @@ void ct__sgemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const floa
      * The window is the start of slot 0's scratch (task 0's A block follows
      * it); it is asked for here, while no run is in progress. */
     const size_t col_words = (size_t)even_up(g->K) / 2;    /* one packed column of op(B) */
-    int w = (int)(WINDOW_BYTES / 4 / col_words) / NR * NR; /* whole strips */
+    int w = (int)(window_bytes / 4 / col_words) / NR * NR; /* whole strips */
     if (w < NR) w = NR;
     if (w > g->pw) w = g->pw;
     r.win_words = col_words * (size_t)w;
@@ -407,4 +408,10 @@ void ct__sgemm_bf16_packed(int ta, int M, int N, int K, float alpha, const float
     set_split(&r.g);
     set_view(&r.g, Bp);
     run(&r, compute_task);
+}
+
+size_t ct__gemm_bf16_set_window(size_t bytes) {
+    size_t old = window_bytes;
+    window_bytes = bytes;
+    return old;
 }

@@ -4,8 +4,13 @@
  * dimension plus sizes across the tile and K-block edges and narrow C (N <=
  * 16, computed transposed), row strides wider
  * than the rows, and bit-identical results with a pool of 2 and without a
- * pool (needed for exact checkpoint resume). Also ct__sgemm_bf16 against the
- * reference on bf16-rounded inputs.
+ * pool (needed for exact checkpoint resume). Also ct__sgemm_bf16 (vdpbf16ps
+ * on packed bf16 pairs) by the same suite against the reference on
+ * bf16-rounded inputs (K odd pads a zero pair), its rounding (nearest even,
+ * ties, through every packing path), its shared packed-B window split in
+ * several windows, and the pre-packed B (ct__gemm_bf16_pack_b +
+ * ct__sgemm_bf16_packed) giving the bits of the unpacked call, with and
+ * without a pool, narrow C included.
  *
  * Named tolerances, relative to S = |alpha| sum_k |a_mk b_kn| + |beta c_mn|
  * of each element (so cancellation does not matter):
@@ -145,6 +150,117 @@ static void suite(which w, ct_pool *pool, double tol) {
     CHECK(same_bits(w, 1, 0, 700, 8, 300, 1.0f, pool));
 }
 
+/* C = op(A) op(B) with op(B) = I (or op(A) = I) through full 8 x 32 tiles
+ * and partial ones: every packing path must round like bf16_round (ties to
+ * even, both directions, signs, large and small exponents). */
+static void check_rounding(void) {
+    /* x = 1 + f * 2^-8 in [1, 2): f odd is a tie between two bf16 values */
+    static const float base[] = {1.0f, -1.0f, 3.0e5f, -7.5e-20f, 0.15625f};
+    enum { R = 9, Kd = 33 }; /* M = 9 rows (one full panel + 1), K = 33 (odd) */
+    float A[R * Kd], At[Kd * R], I[Kd * Kd], C[R * Kd], want[R * Kd];
+    for (int i = 0; i < R * Kd; i++) {
+        float b = base[i % 5];
+        A[i] = b * (1.0f + (float)(i % 16) * (1.0f / 256.0f) + (float)(i % 3) * (1.0f / 65536.0f));
+        want[i] = bf16_round(A[i]);
+    }
+    for (int m = 0; m < R; m++)
+        for (int k = 0; k < Kd; k++) At[k * R + m] = A[m * Kd + k];
+    for (int i = 0; i < Kd * Kd; i++) I[i] = i % (Kd + 1) == 0 ? 1.0f : 0.0f;
+    for (int ta = 0; ta < 2; ta++) { /* A rounded by pack_a */
+        ct__sgemm_bf16(ta, 0, R, Kd, Kd, 1.0f, ta ? At : A, ta ? R : Kd, I, Kd, 0.0f, C, Kd, NULL);
+        CHECK(memcmp(C, want, sizeof C) == 0);
+    }
+    /* B rounded by pack_b: C^T = op(B)^T, op(B) = A^T, C (Kd, R) */
+    float Ct[Kd * R], wantt[Kd * R];
+    for (int m = 0; m < R; m++)
+        for (int k = 0; k < Kd; k++) wantt[k * R + m] = want[m * Kd + k];
+    for (int tb = 0; tb < 2; tb++) {
+        ct__sgemm_bf16(0, tb, Kd, R, Kd, 1.0f, I, Kd, tb ? A : At, tb ? Kd : R, 0.0f, Ct, R, NULL);
+        CHECK(memcmp(Ct, wantt, sizeof Ct) == 0);
+    }
+    /* full 8 x 32 tiles (vector paths) with 64 k: 32-column rows of A */
+    enum { Mv = 8, Kv = 64 };
+    float Av[Mv * Kv], Atv[Kv * Mv], Iv[Kv * Kv], Cv[Mv * Kv], wv[Mv * Kv];
+    for (int i = 0; i < Mv * Kv; i++) { Av[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f)); wv[i] = bf16_round(Av[i]); }
+    for (int m = 0; m < Mv; m++)
+        for (int k = 0; k < Kv; k++) Atv[k * Mv + m] = Av[m * Kv + k];
+    for (int i = 0; i < Kv * Kv; i++) Iv[i] = i % (Kv + 1) == 0 ? 1.0f : 0.0f;
+    for (int ta = 0; ta < 2; ta++) {
+        ct__sgemm_bf16(ta, 0, Mv, Kv, Kv, 1.0f, ta ? Atv : Av, ta ? Mv : Kv, Iv, Kv, 0.0f, Cv, Kv, NULL);
+        CHECK(memcmp(Cv, wv, sizeof Cv) == 0);
+    }
+    /* B side, full strips: C (64, 64) = I op(B), op(B) = X */
+    static float X[Kv * Kv], Xt[Kv * Kv], Cx[Kv * Kv], wx[Kv * Kv];
+    for (int i = 0; i < Kv * Kv; i++) { X[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f)); wx[i] = bf16_round(X[i]); }
+    for (int k = 0; k < Kv; k++)
+        for (int n = 0; n < Kv; n++) Xt[n * Kv + k] = X[k * Kv + n];
+    for (int tb = 0; tb < 2; tb++) {
+        ct__sgemm_bf16(0, tb, Kv, Kv, Kv, 1.0f, Iv, Kv, tb ? Xt : X, Kv, 0.0f, Cx, Kv, NULL);
+        CHECK(memcmp(Cx, wx, sizeof Cx) == 0);
+    }
+}
+
+/* The pre-packed op(B) gives ct__sgemm_bf16's bits (pool of 2 or none, for
+ * both the packing and the product). Returns 1 when all agree. */
+static int packed_same(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad, ct_pool *pool) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C0 = malloc(sizeof(float) * nc);
+    float *C1 = malloc(sizeof(float) * nc), *C2 = malloc(sizeof(float) * nc), *C3 = malloc(sizeof(float) * nc);
+    size_t bytes = ct__gemm_bf16_packed_bytes(K, N);
+    void *P1 = ct__alloc_big(bytes), *P2 = ct__alloc_big(bytes);
+    for (size_t i = 0; i < na; i++) A[i] = frand();
+    for (size_t i = 0; i < nb; i++) B[i] = frand();
+    for (size_t i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : frand();
+    memcpy(C1, C0, sizeof(float) * nc); memcpy(C2, C0, sizeof(float) * nc); memcpy(C3, C0, sizeof(float) * nc);
+    ct__sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc, pool);
+    ct__gemm_bf16_pack_b(tb, K, N, B, ldb, P1, NULL);
+    ct__gemm_bf16_pack_b(tb, K, N, B, ldb, P2, pool);
+    int ok = memcmp(P1, P2, bytes) == 0;
+    ct__sgemm_bf16_packed(ta, M, N, K, alpha, A, lda, P1, beta, C2, ldc, pool);
+    ct__sgemm_bf16_packed(ta, M, N, K, alpha, A, lda, P2, beta, C3, ldc, NULL);
+    ok &= memcmp(C1, C2, sizeof(float) * nc) == 0 && memcmp(C1, C3, sizeof(float) * nc) == 0;
+    if (!ok) fprintf(stderr, "packed bf16 ta=%d tb=%d %dx%dx%d pad=%d: differs from ct__sgemm_bf16\n", ta, tb, M, N, K, pad);
+    free(A); free(B); free(C0); free(C1); free(C2); free(C3);
+    ct__free_big(P1, bytes); ct__free_big(P2, bytes);
+    return ok;
+}
+
+static void bf16_extra(ct_pool *pool) {
+    check_rounding();
+    /* K odd: the zero pad of the last pair (sizes across KC = 512 too) */
+    static const int odd[][3] = {{5, 7, 1}, {9, 33, 3}, {40, 70, 511}, {17, 65, 513}, {130, 40, 1025}};
+    for (int i = 0; i < (int)(sizeof odd / sizeof odd[0]); i++)
+        for (int t = 0; t < 4; t++)
+            CHECK_EQ_INT(run_case(BF16, t & 1, t >> 1, odd[i][0], odd[i][1], odd[i][2], 1.0f, t & 1 ? 0.0f : 0.5f,
+                                  t, pool, TOL_BF16), 0);
+    /* the shared window in several pieces (64 KiB: 32 columns of K = 1000) */
+    size_t old = ct__gemm_bf16_set_window((size_t)64 << 10);
+    for (int t = 0; t < 4; t++)
+        CHECK_EQ_INT(run_case(BF16, t & 1, t >> 1, 300, 150, 1000, 1.0f, t == 1 ? 0.0f : 1.0f, t, pool, TOL_BF16), 0);
+    CHECK(same_bits(BF16, 0, 1, 300, 150, 1000, 1.0f, pool));
+    CHECK(packed_same(0, 0, 300, 150, 1000, 1.0f, 1.0f, 1, pool));
+    ct__gemm_bf16_set_window(old);
+    /* pre-packed B: random sizes and the shapes above, narrow C included */
+    for (int it = 0; it < 24; it++) {
+        int M = 1 + (int)(urand() % 70), N = 1 + (int)(urand() % 70), K = 1 + (int)(urand() % 70);
+        CHECK(packed_same(it & 1, (it >> 1) & 1, M, N, K, it % 3 ? 1.0f : -0.5f, (it >> 2) % 2 ? 1.0f : 0.0f,
+                          (int)(urand() % 4), pool));
+    }
+    static const int shp[][3] = {{200, 96, 700}, {77, 400, 300}, {65, 9, 600}, {1000, 8, 40}, {8, 768, 1024},
+                                 {64, 1600, 40}, {300, 1, 513}};
+    for (int i = 0; i < (int)(sizeof shp / sizeof shp[0]); i++)
+        for (int t = 0; t < 4; t++)
+            CHECK(packed_same(t & 1, t >> 1, shp[i][0], shp[i][1], shp[i][2], 1.0f, t == 2 ? 0.0f : 1.0f, t == 3, pool));
+    /* alpha = 0 and K = 0: C = beta C */
+    {
+        float A[4] = {1, 2, 3, 4}, E[4] = {1, 2, 3, 4}, P[64];
+        ct__sgemm_bf16_packed(0, 2, 2, 0, 1.0f, A, 2, P, 2.0f, E, 2, pool);
+        CHECK(E[0] == 2 && E[3] == 8);
+        CHECK(ct__gemm_bf16_packed_bytes(3, 5) == 4 * 32 * 2 && ct__gemm_bf16_packed_bytes(0, 5) == 0);
+    }
+}
+
 int main(void) {
     ct_pool *pool = NULL;
     CHECK_OK(ct__pool_create(2, &pool));
@@ -163,6 +279,7 @@ int main(void) {
     }
     suite(F32, pool, TOL_F32);
     suite(BF16, pool, TOL_BF16);
+    bf16_extra(pool);
     /* bf16 against the unrounded f32 inputs: within the input rounding */
     {
         int M = 40, N = 50, K = 300;
