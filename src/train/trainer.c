@@ -499,8 +499,20 @@ ct_status ct_train(ct_model *m, const ct_train_opts *o, ct_train_result *res) {
         r.metrics = fopen(mpath, "a");
         if (!r.metrics) s = ct__err(CT_ERR_IO, "%s: cannot open for writing: %s", mpath, strerror(errno));
     }
-    double t0 = ct__now();
+    /* the starting point: validation loss before any update (step 0) */
     int stop = 0, start = r.step;
+    if (!s && r.val && !o->resume_dir) {
+        s = do_eval(&r, res, &stop);
+        if (!s) {
+            fprintf(r.metrics, "{\"step\": 0, \"epoch\": 0, \"val_loss\": %.6f, \"val_ppl\": %.4f}\n", res->val_loss,
+                    exp(res->val_loss));
+            fflush(r.metrics);
+            if (!o->quiet)
+                fprintf(stderr, "step 0/%d  val %.4f (ppl %.2f) before training\n", r.total, res->val_loss,
+                        exp(res->val_loss));
+        }
+    }
+    double t0 = ct__now();
     while (!s && r.step < r.total && !stop) {
         double loss = 0, gn = 0;
         float lr = 0;
