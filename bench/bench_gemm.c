@@ -1,10 +1,16 @@
-/* bench/bench_gemm.c — how fast is ct__sgemm (and ct__sgemm_bf16) on the
- * shapes training runs, against OpenBLAS cblas_sgemm and the FP32 FMA peak?
+/* bench/bench_gemm.c — how fast are ct__sgemm and ct__sgemm_bf16 on the
+ * shapes training runs, against OpenBLAS cblas_sgemm and the FMA peaks?
  *
- * Usage: bench_gemm [-t threads] [-s shape-filter] [-q] [-p peak-gflops]
+ * Usage: bench_gemm [-t threads] [-s shape-filter] [-q] [-p peak] [-P bf16-peak] [-n]
  *   -t  pool size (default 2)   -s  only shapes whose name contains this
- *   -q  quick: fewer repetitions   -p  the peak for the "%peak" column
- *       (default 390: 2 Zen 4 cores, 2 x 256-bit FMA pipes, ~3 GHz)
+ *   -q  quick: fewer repetitions   -p  the f32 peak for "%peak" (default 234:
+ *       2 Zen 4 cores, one zmm FMA per cycle each, measured)   -P  the bf16
+ *       peak for "%pk" (default 468: one zmm vdpbf16ps per cycle per core,
+ *       measured 234 per core)   -n  no OpenBLAS column (faster)
+ * Columns: f32 = ct__sgemm, blas = cblas_sgemm, bf16 = ct__sgemm_bf16 (f32
+ * in and out, packing included), bf/f32 = its speed over f32's, bf16pk =
+ * ct__sgemm_bf16_packed with op(B) packed once outside the timing (what a
+ * frozen LoRA base costs per call).
  * Shapes: GPT-2 124M at B=4, T=256 (1024 rows): forward NT, input-gradient
  * NN, weight-gradient TN, the LM head in 128-row chunks, LoRA r=8, and
  * square ones. Times are the best batch average of several batches (the
@@ -48,8 +54,10 @@ typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, cons
 
 static int quick;
 
-/* Best-of-batches seconds per call. which: 0 ctune f32, 1 ctune bf16, 2 BLAS. */
-static double time_one(int which, const shape *s, const float *A, const float *B, float *C, ct_pool *pool) {
+/* Best-of-batches seconds per call. which: 0 ctune f32, 1 ctune bf16, 2 BLAS,
+ * 3 ctune bf16 with op(B) pre-packed in Bp. */
+static double time_one(int which, const shape *s, const float *A, const float *B, const void *Bp, float *C,
+                       ct_pool *pool) {
     int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
     double flops = 2.0 * s->M * s->N * s->K;
     int reps = (int)(2e9 / flops) + 1; /* ~10 ms per batch at 200 GFLOP/s */
@@ -59,7 +67,9 @@ static double time_one(int which, const shape *s, const float *A, const float *B
     for (int b = -1; b < batches; b++) { /* b = -1: warm-up */
         double t0 = ct__now();
         for (int r = 0; r < reps; r++) {
-            if (which == 2) {
+            if (which == 3) {
+                ct__sgemm_bf16_packed(s->ta, s->M, s->N, s->K, 1.0f, A, lda, Bp, s->beta, C, s->N, pool);
+            } else if (which == 2) {
 #if HAVE_BLAS
                 cblas_sgemm(CblasRowMajor_, s->ta ? CblasTrans_ : CblasNoTrans_, s->tb ? CblasTrans_ : CblasNoTrans_,
                             s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N);
@@ -77,14 +87,20 @@ static double time_one(int which, const shape *s, const float *A, const float *B
 
 int main(int argc, char **argv) {
     int threads = 2;
-    double peak = 390.0;
+    double peak = 234.0, peak_bf = 468.0;
+    int no_blas = 0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "-P") && i + 1 < argc) peak_bf = atof(argv[++i]);
         else if (!strcmp(argv[i], "-q")) quick = 1;
-        else { fprintf(stderr, "usage: %s [-t threads] [-s filter] [-p peak-gflops] [-q]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "-n")) no_blas = 1;
+        else {
+            fprintf(stderr, "usage: %s [-t threads] [-s filter] [-p peak] [-P bf16-peak] [-q] [-n]\n", argv[0]);
+            return 2;
+        }
     }
     ct_pool *pool = NULL;
     if (ct__pool_create(threads, &pool) != CT_OK) { fprintf(stderr, "pool: %s\n", ct_errmsg()); return 1; }
@@ -96,10 +112,10 @@ int main(int argc, char **argv) {
 #else
     printf("# built without BLAS: no OpenBLAS column\n");
 #endif
-    printf("# ctune threads %d, peak %.0f GFLOP/s; GFLOP/s = 2MNK / time, best of %d batches\n", threads, peak,
-           quick ? 2 : 5);
-    printf("%-18s %2s %6s %6s %6s %9s %6s %9s %6s %9s %6s\n", "shape", "op", "M", "N", "K", "f32", "%peak", "blas",
-           "f32/bl", "bf16", "bf/f32");
+    printf("# ctune threads %d, peaks f32 %.0f, bf16 %.0f GFLOP/s; GFLOP/s = 2MNK / time, best of %d batches\n",
+           threads, peak, peak_bf, quick ? 2 : 5);
+    printf("%-18s %2s %6s %6s %6s %7s %5s %7s %6s %7s %5s %6s %7s %5s\n", "shape", "op", "M", "N", "K", "f32", "%peak",
+           "blas", "f32/bl", "bf16", "%pk", "bf/f32", "bf16pk", "%pk");
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];
         if (filter && !strstr(s->name, filter)) continue;
@@ -111,16 +127,23 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < nb; j++) B[j] = (float)((j * 40503u) % 1000) * 1e-3f - 0.5f;
         memset(C, 0, sizeof(float) * nc);
         double gf = 2e-9 * s->M * s->N * s->K;
-        double tf = time_one(0, s, A, B, C, pool), tb = time_one(1, s, A, B, C, pool);
+        size_t pbytes = ct__gemm_bf16_packed_bytes(s->K, s->N);
+        void *Bp = ct__alloc_big(pbytes);
+        if (!Bp) { fprintf(stderr, "out of memory\n"); return 1; }
+        ct__gemm_bf16_pack_b(s->tb, s->K, s->N, B, s->tb ? s->K : s->N, Bp, pool);
+        double tf = time_one(0, s, A, B, Bp, C, pool), tb = time_one(1, s, A, B, Bp, C, pool);
+        double tp = time_one(3, s, A, B, Bp, C, pool);
         char op[3] = {s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', 0};
-        printf("%-18s %2s %6d %6d %6d %9.1f %5.0f%%", s->name, op, s->M, s->N, s->K, gf / tf, 100.0 * gf / tf / peak);
-        if (HAVE_BLAS) {
-            double tl = time_one(2, s, A, B, C, pool);
-            printf(" %9.1f %6.2f", gf / tl, tl / tf);
+        printf("%-18s %2s %6d %6d %6d %7.1f %4.0f%%", s->name, op, s->M, s->N, s->K, gf / tf, 100.0 * gf / tf / peak);
+        if (HAVE_BLAS && !no_blas) {
+            double tl = time_one(2, s, A, B, Bp, C, pool);
+            printf(" %7.1f %6.2f", gf / tl, tl / tf);
         } else {
-            printf(" %9s %6s", "-", "-");
+            printf(" %7s %6s", "-", "-");
         }
-        printf(" %9.1f %6.2f\n", gf / tb, tf / tb);
+        printf(" %7.1f %4.0f%% %6.2f %7.1f %4.0f%%\n", gf / tb, 100.0 * gf / tb / peak_bf, tf / tb, gf / tp,
+               100.0 * gf / tp / peak_bf);
+        ct__free_big(Bp, pbytes);
         fflush(stdout);
         ct__free_big(A, sizeof(float) * na);
         ct__free_big(B, sizeof(float) * nb);

@@ -143,12 +143,15 @@ static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int 
                 }
             }
         } else if (nr == NR) { /* B stored (N, K): column c is row jb + c */
+            /* 8 rows at a time along k (8 read streams, not 32) */
             _Alignas(64) uint32_t t[8 * 16];
-            for (; 2 * q + 32 <= kc; q += 16)
-                for (int c = 0; c < NR; c += 8) {
-                    rows_to_pairs(B + (size_t)(jb + c) * ldb + k0 + 2 * q, (size_t)ldb, t);
-                    ct__transpose8x16((const float *)t, 16, (float *)(Bp + (size_t)q * NR + c), NR);
+            const int qv = kc / 32 * 16;
+            for (int c = 0; c < NR; c += 8)
+                for (int q2 = 0; q2 < qv; q2 += 16) {
+                    rows_to_pairs(B + (size_t)(jb + c) * ldb + k0 + 2 * q2, (size_t)ldb, t);
+                    ct__transpose8x16((const float *)t, 16, (float *)(Bp + (size_t)q2 * NR + c), NR);
                 }
+            q = qv;
         }
 #endif
         for (; q < kp; q++) {
@@ -170,6 +173,11 @@ static void kernel(int kp, const uint32_t *a, const uint32_t *b, float *C, size_
     __m512 acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    /* C's lines (often in L3 or DRAM: the update would wait on them) */
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T1);
+        _mm_prefetch((const char *)(C + r * ldc + 16), _MM_HINT_T1);
+    }
 #pragma GCC unroll 2
     for (int k = 0; k < kp; k++, a += MR, b += NR) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b);
