@@ -57,6 +57,15 @@ else
   if [ "$n1" = "$n2" ]; then pass; else fail "metrics.jsonl: $n1 lines uninterrupted, $n2 after resume"; fi
 fi
 
+# 2b. gradient accumulation: 4 micro-batches of 2 give the batch of 8's steps
+ACC=(--method lora --r 4 --dropout 0 --lr 1e-3 --max-steps 8 --log-every 1)
+"$CTUNE" train "$BIN" "${COMMON[@]}" "${ACC[@]}" -o "$TMP/acc8" >"$TMP/acc8.log" 2>&1 || fail "batch 8: $(tail -2 "$TMP/acc8.log")"
+"$CTUNE" train "$BIN" "${COMMON[@]}" "${ACC[@]}" --micro-batch 2 -o "$TMP/acc2" >"$TMP/acc2.log" 2>&1 ||
+  fail "micro-batch 2: $(tail -2 "$TMP/acc2.log")"
+l8=$(grep -o '"train_loss": [0-9.]*' "$TMP/acc8/metrics.jsonl" | awk '{printf "%.4f ", $2}')
+l2=$(grep -o '"train_loss": [0-9.]*' "$TMP/acc2/metrics.jsonl" | awk '{printf "%.4f ", $2}')
+if [ -n "$l8" ] && [ "$l8" = "$l2" ]; then pass; else fail "accumulated losses differ: [$l8] vs [$l2]"; fi
+
 # 3. full fine-tuning: a Hugging Face directory that ctune loads back
 if "$CTUNE" train "$BIN" "${COMMON[@]}" --method full --lr 1e-3 --max-steps 20 -o "$TMP/full" >"$TMP/full.log" 2>&1
 then pass; else fail "full run: $(tail -3 "$TMP/full.log")"; fi
