@@ -196,6 +196,11 @@ static void kernel(int kc, const float *a, const float *b, float *C, size_t ldc,
     __m512 acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    /* C's lines (often in L3 or DRAM: the update would wait on them) */
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T1);
+        _mm_prefetch((const char *)(C + r * ldc + 16), _MM_HINT_T1);
+    }
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
