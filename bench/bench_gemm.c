@@ -7,6 +7,9 @@
  *       2 Zen 4 cores, one zmm FMA per cycle each, measured)   -P  the bf16
  *       peak for "%pk" (default 468: one zmm vdpbf16ps per cycle per core,
  *       measured 234 per core)   -n  no OpenBLAS column (faster)
+ *   -c  time by process CPU time / threads instead of wall time: on a
+ *       shared, loaded machine this counts only the time our threads ran
+ *       (idle spinning of pool workers included; OpenBLAS's threads too)
  * Columns: f32 = ct__sgemm, blas = cblas_sgemm, bf16 = ct__sgemm_bf16 (f32
  * in and out, packing included), bf/f32 = its speed over f32's, bf16pk =
  * ct__sgemm_bf16_packed with op(B) packed once outside the timing (what a
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "core/internal.h"
 #include "tensor/gemm.h"
 
@@ -52,7 +56,16 @@ static const shape SHAPES[] = {
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int,
                         ct_pool *);
 
-static int quick;
+static int quick, cpu_clock;
+
+/* Seconds: wall clock, or (-c) process CPU time divided by the threads. */
+static int n_threads = 2;
+static double clock_s(void) {
+    if (!cpu_clock) return ct__now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / n_threads;
+}
 
 /* Best-of-batches seconds per call. which: 0 ctune f32, 1 ctune bf16, 2 BLAS,
  * 3 ctune bf16 with op(B) pre-packed in Bp. */
@@ -65,7 +78,7 @@ static double time_one(int which, const shape *s, const float *A, const float *B
     int batches = quick ? 2 : 5;
     double best = 1e30;
     for (int b = -1; b < batches; b++) { /* b = -1: warm-up */
-        double t0 = ct__now();
+        double t0 = clock_s();
         for (int r = 0; r < reps; r++) {
             if (which == 3) {
                 ct__sgemm_bf16_packed(s->ta, s->M, s->N, s->K, 1.0f, A, lda, Bp, s->beta, C, s->N, pool);
@@ -79,7 +92,7 @@ static double time_one(int which, const shape *s, const float *A, const float *B
                 f(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N, pool);
             }
         }
-        double t = (ct__now() - t0) / reps;
+        double t = (clock_s() - t0) / reps;
         if (b >= 0 && t < best) best = t;
     }
     return best;
@@ -97,11 +110,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-P") && i + 1 < argc) peak_bf = atof(argv[++i]);
         else if (!strcmp(argv[i], "-q")) quick = 1;
         else if (!strcmp(argv[i], "-n")) no_blas = 1;
+        else if (!strcmp(argv[i], "-c")) cpu_clock = 1;
         else {
-            fprintf(stderr, "usage: %s [-t threads] [-s filter] [-p peak] [-P bf16-peak] [-q] [-n]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t threads] [-s filter] [-p peak] [-P bf16-peak] [-q] [-n] [-c]\n", argv[0]);
             return 2;
         }
     }
+    n_threads = threads;
     ct_pool *pool = NULL;
     if (ct__pool_create(threads, &pool) != CT_OK) { fprintf(stderr, "pool: %s\n", ct_errmsg()); return 1; }
 #if HAVE_BLAS
@@ -112,8 +127,8 @@ int main(int argc, char **argv) {
 #else
     printf("# built without BLAS: no OpenBLAS column\n");
 #endif
-    printf("# ctune threads %d, peaks f32 %.0f, bf16 %.0f GFLOP/s; GFLOP/s = 2MNK / time, best of %d batches\n",
-           threads, peak, peak_bf, quick ? 2 : 5);
+    printf("# ctune threads %d, peaks f32 %.0f, bf16 %.0f GFLOP/s; GFLOP/s = 2MNK / %s time, best of %d batches\n",
+           threads, peak, peak_bf, cpu_clock ? "CPU" : "wall", quick ? 2 : 5);
     printf("%-18s %2s %6s %6s %6s %7s %5s %7s %6s %7s %5s %6s %7s %5s\n", "shape", "op", "M", "N", "K", "f32", "%peak",
            "blas", "f32/bl", "bf16", "%pk", "bf/f32", "bf16pk", "%pk");
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
