@@ -59,7 +59,10 @@ static void add_bias(float *y, const float *b, int N, int out) {
 
 /* y (N, out) = lin(x (N, in)); xa (N, r) saved for backward. */
 static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, float *xa, int N, uint64_t seed) {
-    if (L->w) {
+    if (L->pk_fwd) {
+        ct__sgemm_bf16_packed(0, N, L->out, L->in, 1.0f, x, L->in, L->pk_fwd, 0.0f, y, L->out, t->pool);
+        if (L->b) add_bias(y, L->b, N, L->out);
+    } else if (L->w) {
         gemm(t, 0, 1, N, L->out, L->in, 1.0f, x, L->in, L->w, L->in, 0.0f, y, L->out);
         if (L->b) add_bias(y, L->b, N, L->out);
     } else if (L->base.dtype == CT_DT_F32) {
@@ -83,9 +86,14 @@ static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, 
 /* dx (N, in) (= when !acc, += when acc) from dy (N, out); parameter gradients added. */
 static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const float *dy, const float *x,
                     const float *xa, int N, uint64_t seed) {
-    int ld;
-    const float *W = lin_weight(t, L, &ld);
-    gemm(t, 0, 0, N, L->in, L->out, 1.0f, dy, L->out, W, ld, acc ? 1.0f : 0.0f, dx, L->in);
+    if (L->pk_bwd) {
+        ct__sgemm_bf16_packed(0, N, L->in, L->out, 1.0f, dy, L->out, L->pk_bwd, acc ? 1.0f : 0.0f, dx, L->in,
+                              t->pool);
+    } else {
+        int ld;
+        const float *W = lin_weight(t, L, &ld);
+        gemm(t, 0, 0, N, L->in, L->out, 1.0f, dy, L->out, W, ld, acc ? 1.0f : 0.0f, dx, L->in);
+    }
     if (L->gw) gemm(t, 1, 0, L->out, L->in, N, 1.0f, dy, L->out, x, L->in, 1.0f, L->gw, L->in);
     if (L->gb) ct__bias_bwd(L->gb, dy, N, L->out, t->pool);
     if (!L->r) return;
@@ -230,18 +238,22 @@ static const float *head_weight(ct__tmodel *t, int *ld, int need_f32) {
 static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits_out) {
     const ct_config *g = t->cfg;
     const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
-    int ld;
-    const float *W = head_weight(t, &ld, backward);
+    int ld = 0;
+    const float *W = t->pk_head_fwd ? NULL : head_weight(t, &ld, backward);
     double loss = 0;
     for (int r0 = 0; r0 < N; r0 += CH) {
         int n = N - r0 < CH ? N - r0 : CH;
         const float *h = t->hf + (size_t)r0 * C;
-        if (W) gemm(t, 0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V);
+        if (t->pk_head_fwd) ct__sgemm_bf16_packed(0, n, V, C, 1.0f, h, C, t->pk_head_fwd, 0.0f, t->logits, V, t->pool);
+        else if (W) gemm(t, 0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V);
         else ct__matmul(t->logits, h, &t->m->output, NULL, n, t->pool);
         if (logits_out) memcpy(logits_out + (size_t)r0 * V, t->logits, (size_t)n * V * sizeof(float));
         loss += ct__xent_fwd_bwd(t->logits, b->targets + r0, n, V, scale, t->pool);
         if (!backward) continue;
-        gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C);
+        if (t->pk_head_bwd)
+            ct__sgemm_bf16_packed(0, n, C, V, 1.0f, t->logits, V, t->pk_head_bwd, 0.0f, t->dh + (size_t)r0 * C, C,
+                                  t->pool);
+        else gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C);
         if (t->gwhead) gemm(t, 1, 0, V, C, n, 1.0f, t->logits, V, h, C, 1.0f, t->gwhead, C);
     }
     return loss;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "core/rng.h"
 #include "model/kernels.h"
+#include "tensor/gemm.h"
 #include "train/tmodel_internal.h"
 
 enum { HEAD_ROWS = 128 };
@@ -419,6 +420,60 @@ static size_t frozen_deq_floats(const ct__tmodel *t) {
     return mx;
 }
 
+/* ---- bf16 LoRA: frozen matrices rounded and packed once ------------------------- */
+
+static void *pack_one(ct__tmodel *t, int tb, int K, int N, const float *B, int ldb) {
+    size_t bytes = ct__gemm_bf16_packed_bytes(K, N);
+    void *dst = ct__alloc_big(bytes);
+    if (!dst) return NULL;
+    ct__gemm_bf16_pack_b(tb, K, N, B, ldb, dst, t->pool);
+    t->packed[t->n_packed] = dst;
+    t->packed_bytes[t->n_packed++] = bytes;
+    return dst;
+}
+
+/* W (out, in) as f32: the mapped data for F32, else dequantized into tmp. */
+static const float *mat_f32(const ct_mat *W, float *tmp, int *ld) {
+    if (W->dtype == CT_DT_F32) { *ld = (int)(W->row_bytes / sizeof(float)); return W->data; }
+    for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, tmp + (size_t)r * W->cols);
+    *ld = W->cols;
+    return tmp;
+}
+
+static ct_status prepack_frozen(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    int cap = 2 * LIN_COUNT * g->n_layers + 2;
+    t->packed = ct__calloc((size_t)cap, sizeof *t->packed);
+    t->packed_bytes = ct__calloc((size_t)cap, sizeof *t->packed_bytes);
+    size_t mx = (size_t)g->vocab_size * g->dim;
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            size_t n = (size_t)t->blk[l].lin[i].out * t->blk[l].lin[i].in;
+            if (n > mx) mx = n;
+        }
+    float *tmp = ct__alloc_big(mx * sizeof(float));
+    ct_status s = (!t->packed || !t->packed_bytes || !tmp) ? CT_ERR_NOMEM : CT_OK;
+    for (int l = 0; l < g->n_layers && !s; l++)
+        for (int i = 0; i < LIN_COUNT && !s; i++) {
+            ct__tlin *L = &t->blk[l].lin[i];
+            if (!L->out || L->w) continue;
+            int ld;
+            const float *W = mat_f32(&L->base, tmp, &ld);
+            L->pk_fwd = pack_one(t, 1, L->in, L->out, W, ld);
+            L->pk_bwd = pack_one(t, 0, L->out, L->in, W, ld);
+            if (!L->pk_fwd || !L->pk_bwd) s = CT_ERR_NOMEM;
+        }
+    if (!s && !t->whead) {
+        int ld;
+        const float *W = mat_f32(&t->m->output, tmp, &ld);
+        t->pk_head_fwd = pack_one(t, 1, g->dim, g->vocab_size, W, ld);
+        t->pk_head_bwd = pack_one(t, 0, g->vocab_size, g->dim, W, ld);
+        if (!t->pk_head_fwd || !t->pk_head_bwd) s = CT_ERR_NOMEM;
+    }
+    if (tmp) ct__free_big(tmp, mx * sizeof(float));
+    return s ? ct__err(s, "training: out of memory packing the frozen weights in bf16") : CT_OK;
+}
+
 ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     if (!out) return ct__err(CT_ERR_ARG, "ct__tm_create: out is NULL");
     *out = NULL;
@@ -472,7 +527,11 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     b = (ptab_b){.t = t, .count_only = 0};
     walk_params(&b);
     init_values(t);
-    t->wdeq_n = frozen_deq_floats(t);
+    if (o->bf16 && o->method == CT_TM_LORA && (s = prepack_frozen(t))) {
+        ct__tm_free(t);
+        return s;
+    }
+    t->wdeq_n = o->bf16 && o->method == CT_TM_LORA ? 0 : frozen_deq_floats(t);
     s = alloc_acts(t);
     if (s) {
         ct__tm_free(t);
@@ -488,6 +547,9 @@ void ct__tm_free(ct__tmodel *t) {
     if (t->params) ct__free_big(t->params, (t->n_params ? t->n_params : 16) * sizeof(float));
     if (t->grads) ct__free_big(t->grads, (t->n_params ? t->n_params : 16) * sizeof(float));
     if (t->mem) ct__free_big(t->mem, t->mem_bytes);
+    for (int i = 0; i < t->n_packed; i++) ct__free_big(t->packed[i], t->packed_bytes[i]);
+    free(t->packed);
+    free(t->packed_bytes);
     free(t->ptab);
     free(t->blk);
     free(t->acts);

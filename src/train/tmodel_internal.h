@@ -24,6 +24,8 @@ typedef struct {
     float *gb;                /* (out) or NULL (frozen / no bias) */
     float *A, *gA;            /* (r, in) */
     float *B, *gB;            /* (out, r) */
+    void *pk_fwd, *pk_bwd;    /* bf16 LoRA: the frozen base pre-packed once for x W^T (K=in, N=out)
+                                 and dy W (K=out, N=in) (ct__gemm_bf16_pack_b), or NULL */
 } ct__tlin;
 
 typedef struct {
@@ -62,6 +64,10 @@ struct ct__tmodel {
     float *wte, *gwte;         /* (V,C) */
     float *wpe, *gwpe;         /* (P,C) GPT-2 */
     float *whead, *gwhead;     /* (V,C): == wte when tied; NULL when frozen */
+    void *pk_head_fwd, *pk_head_bwd; /* bf16 LoRA: the frozen head pre-packed (K=C,N=V / K=V,N=C) */
+    void **packed;             /* every pre-packed buffer (owned), with its size */
+    size_t *packed_bytes;
+    int n_packed;
     ct__tvec nfw, nfb;         /* final norm */
     ct__tblock *blk;           /* (L) */
 
