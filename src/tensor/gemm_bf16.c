@@ -11,7 +11,8 @@
  * zero. One vdpbf16ps multiplies a broadcast A word against 16 B words:
  * 16 columns x 2 k = 32 products, summed into 16 f32 accumulators. The
  * micro-kernel holds an MR x NR = 8 x 32 tile (16 zmm accumulators, 2 B
- * loads and 8 broadcasts per 16 vdpbf16ps). A whole packed op(B) is
+ * loads and 8 broadcasts per 16 vdpbf16ps; the C tile is prefetched when it
+ * starts, since C is often in L3 or DRAM by its update). A whole packed op(B) is
  * K-blocked: block k0 (KC wide) of a view W columns wide starts at k0 * W
  * halves, its NR strips follow one another (kcp * NR halves each, kcp =
  * the block's k rounded up to even).
@@ -20,8 +21,8 @@
  * ic over M by MC (pack A) -> jr over NR strips -> ir over MR panels.
  * Threads split M (whole MR panels) or N (whole NR strips), whichever has
  * more tiles. When they split M, op(B) is packed once, cooperatively, into
- * a shared window (all of K for as many columns as fit 8 MiB)
- * by one pool run, and read by all threads in the next; when they split N
+ * a shared window (all of K for as many columns as fit 8 MiB) by one pool
+ * run, and read by all threads in the next; when they split N
  * each thread packs its own B block by block. ct__sgemm_bf16_packed reads
  * the caller's pre-packed op(B) instead.
  *
@@ -79,9 +80,9 @@ static inline float b_at(int tb, const float *B, int ldb, int k, int n) {
 }
 
 /* ---- packing --------------------------------------------------------------
- * The vector paths convert with vcvtne2ps2bf16. It rounds like to_bf16; on
- * denormals it follows MXCSR.DAZ-independent rules of its own, so the test
- * suite uses normal numbers and the kernel's DAZ makes any difference moot. */
+ * The vector paths convert with vcvtne2ps2bf16, which gives to_bf16's bits
+ * (checked on this CPU: ties to even, overflow to infinity, denormals to
+ * signed zero, NaN quieted), so which path packs an element never matters. */
 #if defined(BF16_AVX512)
 /* 8 rows of 32 floats (row stride ld, from k) as 8 x 16 pair words in t. */
 static inline void rows_to_pairs(const float *src, size_t ld, uint32_t *t) {
@@ -268,7 +269,8 @@ static void block(const job *g, int m0, int m1, int n0, int n1, int k0, int kc, 
             for (int ir = 0; ir < mc; ir += MR) {
                 const int mr = imin(mc - ir, MR);
                 const uint32_t *a = Ap + (size_t)ir * kp;
-                if (g->ct) kernel_ct(kp, a, b, g->C + (size_t)jr * g->ldc + ic + ir, (size_t)g->ldc, mr, nr, g->alpha, beta);
+                if (g->ct)
+                    kernel_ct(kp, a, b, g->C + (size_t)jr * g->ldc + ic + ir, (size_t)g->ldc, mr, nr, g->alpha, beta);
                 else kernel(kp, a, b, g->C + (size_t)(ic + ir) * g->ldc + jr, (size_t)g->ldc, mr, nr, g->alpha, beta);
             }
         }

@@ -152,7 +152,8 @@ static void suite(which w, ct_pool *pool, double tol) {
 
 /* C = op(A) op(B) with op(B) = I (or op(A) = I) through full 8 x 32 tiles
  * and partial ones: every packing path must round like bf16_round (ties to
- * even, both directions, signs, large and small exponents). */
+ * even, both directions, signs, large and small exponents) and make a
+ * denormal zero. */
 static void check_rounding(void) {
     /* x = 1 + f * 2^-8 in [1, 2): f odd is a tie between two bf16 values */
     static const float base[] = {1.0f, -1.0f, 3.0e5f, -7.5e-20f, 0.15625f};
@@ -163,6 +164,8 @@ static void check_rounding(void) {
         A[i] = b * (1.0f + (float)(i % 16) * (1.0f / 256.0f) + (float)(i % 3) * (1.0f / 65536.0f));
         want[i] = bf16_round(A[i]);
     }
+    A[5] = -1e-40f; /* denormals count as zero (what vdpbf16ps does with them) */
+    want[5] = 0.0f;
     for (int m = 0; m < R; m++)
         for (int k = 0; k < Kd; k++) At[k * R + m] = A[m * Kd + k];
     for (int i = 0; i < Kd * Kd; i++) I[i] = i % (Kd + 1) == 0 ? 1.0f : 0.0f;
@@ -181,7 +184,12 @@ static void check_rounding(void) {
     /* full 8 x 32 tiles (vector paths) with 64 k: 32-column rows of A */
     enum { Mv = 8, Kv = 64 };
     float Av[Mv * Kv], Atv[Kv * Mv], Iv[Kv * Kv], Cv[Mv * Kv], wv[Mv * Kv];
-    for (int i = 0; i < Mv * Kv; i++) { Av[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f)); wv[i] = bf16_round(Av[i]); }
+    for (int i = 0; i < Mv * Kv; i++) {
+        Av[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f));
+        wv[i] = bf16_round(Av[i]);
+    }
+    Av[3] = 1e-40f;
+    wv[3] = 0.0f;
     for (int m = 0; m < Mv; m++)
         for (int k = 0; k < Kv; k++) Atv[k * Mv + m] = Av[m * Kv + k];
     for (int i = 0; i < Kv * Kv; i++) Iv[i] = i % (Kv + 1) == 0 ? 1.0f : 0.0f;
@@ -191,7 +199,10 @@ static void check_rounding(void) {
     }
     /* B side, full strips: C (64, 64) = I op(B), op(B) = X */
     static float X[Kv * Kv], Xt[Kv * Kv], Cx[Kv * Kv], wx[Kv * Kv];
-    for (int i = 0; i < Kv * Kv; i++) { X[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f)); wx[i] = bf16_round(X[i]); }
+    for (int i = 0; i < Kv * Kv; i++) {
+        X[i] = base[i % 5] * (1.0f + (float)(i % 16) * (1.0f / 256.0f));
+        wx[i] = bf16_round(X[i]);
+    }
     for (int k = 0; k < Kv; k++)
         for (int n = 0; n < Kv; n++) Xt[n * Kv + k] = X[k * Kv + n];
     for (int tb = 0; tb < 2; tb++) {
@@ -220,7 +231,8 @@ static int packed_same(int ta, int tb, int M, int N, int K, float alpha, float b
     ct__sgemm_bf16_packed(ta, M, N, K, alpha, A, lda, P1, beta, C2, ldc, pool);
     ct__sgemm_bf16_packed(ta, M, N, K, alpha, A, lda, P2, beta, C3, ldc, NULL);
     ok &= memcmp(C1, C2, sizeof(float) * nc) == 0 && memcmp(C1, C3, sizeof(float) * nc) == 0;
-    if (!ok) fprintf(stderr, "packed bf16 ta=%d tb=%d %dx%dx%d pad=%d: differs from ct__sgemm_bf16\n", ta, tb, M, N, K, pad);
+    if (!ok)
+        fprintf(stderr, "packed bf16 ta=%d tb=%d %dx%dx%d pad=%d: differs from ct__sgemm_bf16\n", ta, tb, M, N, K, pad);
     free(A); free(B); free(C0); free(C1); free(C2); free(C3);
     ct__free_big(P1, bytes); ct__free_big(P2, bytes);
     return ok;
@@ -251,7 +263,8 @@ static void bf16_extra(ct_pool *pool) {
                                  {64, 1600, 40}, {300, 1, 513}};
     for (int i = 0; i < (int)(sizeof shp / sizeof shp[0]); i++)
         for (int t = 0; t < 4; t++)
-            CHECK(packed_same(t & 1, t >> 1, shp[i][0], shp[i][1], shp[i][2], 1.0f, t == 2 ? 0.0f : 1.0f, t == 3, pool));
+            CHECK(packed_same(t & 1, t >> 1, shp[i][0], shp[i][1], shp[i][2], 1.0f, t == 2 ? 0.0f : 1.0f, t == 3,
+                              pool));
     /* alpha = 0 and K = 0: C = beta C */
     {
         float A[4] = {1, 2, 3, 4}, E[4] = {1, 2, 3, 4}, P[64];
