@@ -234,26 +234,40 @@ static const float *head_weight(ct__tmodel *t, int *ld, int need_f32) {
     return t->wdeq;
 }
 
-/* Final norm output t->hf → loss; backward: t->dh = d hf, head weight gradient. */
+/* Final norm output t->hf → loss; backward: t->dh = d hf, head weight gradient.
+ * Only rows with a target go through the head (prompt tokens of instruction
+ * data cost nothing there): they are gathered in chunks of head_rows, and
+ * their input gradients scattered back (rows without a target get 0). With
+ * logits_out every row is computed, in place. */
 static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits_out) {
     const ct_config *g = t->cfg;
     const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
     int ld = 0;
     const float *W = t->pk_head_fwd ? NULL : head_weight(t, &ld, backward);
+    int nt = 0;
+    for (int i = 0; i < N; i++)
+        if (logits_out || b->targets[i] >= 0) t->hrows[nt++] = i;
+    if (backward) memset(t->dh, 0, (size_t)N * C * sizeof(float));
     double loss = 0;
-    for (int r0 = 0; r0 < N; r0 += CH) {
-        int n = N - r0 < CH ? N - r0 : CH;
-        const float *h = t->hf + (size_t)r0 * C;
+    for (int r0 = 0; r0 < nt; r0 += CH) {
+        int n = nt - r0 < CH ? nt - r0 : CH;
+        for (int j = 0; j < n; j++) {
+            int row = t->hrows[r0 + j];
+            memcpy(t->hg + (size_t)j * C, t->hf + (size_t)row * C, (size_t)C * sizeof(float));
+            t->tg[j] = b->targets[row];
+        }
+        const float *h = t->hg;
         if (t->pk_head_fwd) ct__sgemm_bf16_packed(0, n, V, C, 1.0f, h, C, t->pk_head_fwd, 0.0f, t->logits, V, t->pool);
         else if (W) gemm(t, 0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V);
         else ct__matmul(t->logits, h, &t->m->output, NULL, n, t->pool);
         if (logits_out) memcpy(logits_out + (size_t)r0 * V, t->logits, (size_t)n * V * sizeof(float));
-        loss += ct__xent_fwd_bwd(t->logits, b->targets + r0, n, V, scale, t->pool);
+        loss += ct__xent_fwd_bwd(t->logits, t->tg, n, V, scale, t->pool);
         if (!backward) continue;
         if (t->pk_head_bwd)
-            ct__sgemm_bf16_packed(0, n, C, V, 1.0f, t->logits, V, t->pk_head_bwd, 0.0f, t->dh + (size_t)r0 * C, C,
-                                  t->pool);
-        else gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dh + (size_t)r0 * C, C);
+            ct__sgemm_bf16_packed(0, n, C, V, 1.0f, t->logits, V, t->pk_head_bwd, 0.0f, t->dhg, C, t->pool);
+        else gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dhg, C);
+        for (int j = 0; j < n; j++)
+            memcpy(t->dh + (size_t)t->hrows[r0 + j] * C, t->dhg + (size_t)j * C, (size_t)C * sizeof(float));
         if (t->gwhead) gemm(t, 1, 0, V, C, n, 1.0f, t->logits, V, h, C, 1.0f, t->gwhead, C);
     }
     return loss;

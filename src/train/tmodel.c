@@ -357,6 +357,10 @@ static ct_status alloc_acts(ct__tmodel *t) {
     }
     t->head_rows = (int)(N < HEAD_ROWS ? N : HEAD_ROWS);
     want(p, &t->logits, (size_t)t->head_rows * V);
+    want(p, &t->hg, (size_t)t->head_rows * C);
+    want(p, &t->dhg, (size_t)t->head_rows * C);
+    want(p, (float **)&t->tg, (size_t)t->head_rows);
+    want(p, (float **)&t->hrows, N);
     if (t->wdeq_n) want(p, &t->wdeq, t->wdeq_n);
     want(p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
     want(p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);

@@ -82,6 +82,8 @@ struct ct__tmodel {
     float *t_r;                /* (N,r) */
     float *t_in;               /* (N, max in) dropout input / LoRA dx */
     float *logits;             /* (CH, V) head chunk */
+    float *hg, *dhg;           /* (CH, C) gathered head inputs / their gradients */
+    int32_t *tg, *hrows;       /* (CH) their targets, (N) rows that go through the head */
     float *wdeq;               /* dequantized frozen matrix (max out*in) or NULL */
     size_t wdeq_n;
     float *rope_cos, *rope_sin;/* (max_seq, HS/2) */
