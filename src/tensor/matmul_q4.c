@@ -367,41 +367,52 @@ void ct__dot_r8_tile_ref(const void *wp, int nb, ct_dtype wt, const void *xq, si
 }
 
 #if defined(CT_Q4T_VNNI)
+/* dword k of the 16 bytes at p[i] + off, rows i = 0..7: out[k] lane i. */
+static inline void transpose8x4(const uint8_t *const p[8], size_t off, __m256i out[4]) {
+    __m256i y[4];
+    for (int i = 0; i < 4; i++)
+        y[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p[i + 4] + off)),
+                                _mm_loadu_si128((const __m128i *)(p[i] + off)));
+    __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+static inline __m256 f16x8(const uint8_t *const p[8], size_t off) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)rd16(p[0] + off), (short)rd16(p[1] + off), (short)rd16(p[2] + off),
+                                          (short)rd16(p[3] + off), (short)rd16(p[4] + off), (short)rd16(p[5] + off),
+                                          (short)rd16(p[6] + off), (short)rd16(p[7] + off)));
+}
+
 void ct__repack_w8(const ct_mat *W, int r, int nr, void *out) {
     const int q41 = W->dtype == CT_DT_Q4_1, q80 = W->dtype == CT_DT_Q8_0, nb = W->cols / 32;
-    if (nr < 8 || q80) { ct__repack_w8_ref(W, r, nr, out); return; }
-    const int bb = q41 ? 20 : 18, qoff = q41 ? 4 : 2;
-    const __m256i m15 = _mm256_set1_epi8(15);
+    if (nr < 8) { ct__repack_w8_ref(W, r, nr, out); return; }
+    const int bb = q80 ? 34 : q41 ? 20 : 18, qoff = q41 ? 4 : 2;
+    const __m256i m15 = _mm256_set1_epi8(15), k80 = _mm256_set1_epi8((char)0x80);
     const uint8_t *rw[8];
     for (int i = 0; i < 8; i++) rw[i] = (const uint8_t *)W->data + (size_t)(r + i) * W->row_bytes;
     uint8_t *o = out;
     for (int b = 0; b < nb; b++, o += CT_W8_BLK) {
         const size_t off = (size_t)b * bb;
-        __m256i y[4];
-        for (int i = 0; i < 4; i++)
-            y[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(rw[i + 4] + off + qoff)),
-                                    _mm_loadu_si128((const __m128i *)(rw[i] + off + qoff)));
-        __m256i t0 = _mm256_unpacklo_epi32(y[0], y[1]), t1 = _mm256_unpackhi_epi32(y[0], y[1]);
-        __m256i t2 = _mm256_unpacklo_epi32(y[2], y[3]), t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-        __m256i dw[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
-                         _mm256_unpackhi_epi64(t1, t3)}; /* dword k of rows 0..7 */
-        for (int k = 0; k < 4; k++) {
-            _mm256_storeu_si256((__m256i *)(o + 32 * k), _mm256_and_si256(dw[k], m15));
-            _mm256_storeu_si256((__m256i *)(o + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(dw[k], 4), m15));
+        __m256i dw[4];
+        transpose8x4(rw, off + qoff, dw); /* Q4: bytes 0..15 (codes k and 16 + k); Q8_0: codes 0..15 */
+        if (q80) {
+            __m256i dh[4];
+            transpose8x4(rw, off + 18, dh); /* codes 16..31 */
+            for (int k = 0; k < 4; k++) {
+                _mm256_storeu_si256((__m256i *)(o + 32 * k), _mm256_xor_si256(dw[k], k80));
+                _mm256_storeu_si256((__m256i *)(o + 32 * (k + 4)), _mm256_xor_si256(dh[k], k80));
+            }
+        } else {
+            for (int k = 0; k < 4; k++) {
+                _mm256_storeu_si256((__m256i *)(o + 32 * k), _mm256_and_si256(dw[k], m15));
+                _mm256_storeu_si256((__m256i *)(o + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(dw[k], 4), m15));
+            }
         }
-        __m128i dh = _mm_setr_epi16((short)rd16(rw[0] + off), (short)rd16(rw[1] + off), (short)rd16(rw[2] + off),
-                                    (short)rd16(rw[3] + off), (short)rd16(rw[4] + off), (short)rd16(rw[5] + off),
-                                    (short)rd16(rw[6] + off), (short)rd16(rw[7] + off));
-        _mm256_storeu_ps((float *)(o + 256), _mm256_cvtph_ps(dh));
-        __m256 mv = _mm256_setzero_ps();
-        if (q41) {
-            __m128i mh = _mm_setr_epi16((short)rd16(rw[0] + off + 2), (short)rd16(rw[1] + off + 2),
-                                        (short)rd16(rw[2] + off + 2), (short)rd16(rw[3] + off + 2),
-                                        (short)rd16(rw[4] + off + 2), (short)rd16(rw[5] + off + 2),
-                                        (short)rd16(rw[6] + off + 2), (short)rd16(rw[7] + off + 2));
-            mv = _mm256_cvtph_ps(mh);
-        }
-        _mm256_storeu_ps((float *)(o + 288), mv);
+        _mm256_storeu_ps((float *)(o + 256), f16x8(rw, off));
+        _mm256_storeu_ps((float *)(o + 288), q41 ? f16x8(rw, off + 2) : _mm256_setzero_ps());
     }
 }
 
