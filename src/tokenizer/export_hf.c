@@ -30,7 +30,8 @@
  *                             normalizer Sequence[Prepend "▁", Replace " "->"▁"],
  *                             decoder Replace/ByteFallback/Fuse/Strip.
  * Added tokens keep their flags; the post-processor is a TemplateProcessing
- * of ctune's template ids (BOS when ct_tokenizer_adds_bos), mirrored by
+ * of ctune's template ids, written only when ct_tokenizer_adds_bos (ctune
+ * applies no template otherwise, EOS-only ones included), mirrored by
  * add_bos_token / add_eos_token in the config; tokenizer_class is the generic
  * PreTrainedTokenizerFast so transformers uses tokenizer.json as written.
  * Leaves out (CT_ERR_UNSUPPORTED): regex normalizers and Split steps of
@@ -424,6 +425,10 @@ static void w_tmpl_part(jw *w, const ct_tokenizer *t, const int32_t *ids, int n,
     }
 }
 
+/* ctune applies its template only where it adds BOS by default
+ * (ct_tokenizer_adds_bos): a template of EOS alone is not applied, so not written. */
+static int n_post(const ct_tokenizer *t) { return t->n_tmpl_pre ? t->n_tmpl_post : 0; }
+
 static void w_tmpl_seq(jw *w, const ct_tokenizer *t, const char *seq, int type_id, int *first) {
     w_tmpl_part(w, t, t->tmpl_pre, t->n_tmpl_pre, type_id, first);
     w_lit(w, *first ? "{\"Sequence\":{\"id\":\"" : ",{\"Sequence\":{\"id\":\"");
@@ -432,12 +437,12 @@ static void w_tmpl_seq(jw *w, const ct_tokenizer *t, const char *seq, int type_i
     w_lit(w, "\",\"type_id\":");
     w_int(w, type_id);
     w_lit(w, "}}");
-    w_tmpl_part(w, t, t->tmpl_post, t->n_tmpl_post, type_id, first);
+    w_tmpl_part(w, t, t->tmpl_post, n_post(t), type_id, first);
 }
 
 static void w_post(jw *w, const ct_tokenizer *t) {
     w_lit(w, "\"post_processor\":");
-    if (!t->n_tmpl_pre && !t->n_tmpl_post) { w_lit(w, "null,\n"); return; }
+    if (!t->n_tmpl_pre) { w_lit(w, "null,\n"); return; }
     int first = 1;
     w_lit(w, "{\"type\":\"TemplateProcessing\",\"single\":[");
     w_tmpl_seq(w, t, "A", 0, &first);
@@ -448,7 +453,7 @@ static void w_post(jw *w, const ct_tokenizer *t) {
     w_lit(w, "],\"special_tokens\":{");
     int32_t seen[8];
     int ns = 0;
-    for (int i = 0; i < t->n_tmpl_pre + t->n_tmpl_post; i++) {
+    for (int i = 0; i < t->n_tmpl_pre + n_post(t); i++) {
         int32_t id = i < t->n_tmpl_pre ? t->tmpl_pre[i] : t->tmpl_post[i - t->n_tmpl_pre];
         int dup = 0;
         for (int j = 0; j < ns; j++) dup |= seen[j] == id;
@@ -555,7 +560,7 @@ static ct_status write_config(const ct_tokenizer *t, const char *dir) {
 
     w.b.n = 0;
     int add_bos = t->n_tmpl_pre == 1 && t->tmpl_pre[0] == t->bos_id;
-    int add_eos = t->n_tmpl_post == 1 && t->tmpl_post[0] == t->eos_id;
+    int add_eos = n_post(t) == 1 && t->tmpl_post[0] == t->eos_id;
     w_lit(&w, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"add_bos_token\": ");
     w_bool(&w, add_bos);
     w_lit(&w, ",\n  \"add_eos_token\": ");

@@ -14,13 +14,62 @@ For every tokenizer in OUT/manifest.txt ("name n_before n_after"):
   * a chat template in tokenizer_config.json must render (apply_chat_template).
 Prints each mismatch (first 5 per check and tokenizer) and a summary line;
 exits 1 on any mismatch.
+
+make-ggufs GPT2_GGUF DIR: write vocabulary-only GGUF variants of the GPT-2
+vocabulary with other tokenizer.ggml.pre names (llama-bpe: Llama-3 regex,
+ignore_merges, BOS added; qwen2; gpt-4o with add_eos_token), for the driver's
+CTUNE_TOKEXPORT_SOURCES; prints "name=path" words.
 """
 import json
 import os
 import sys
 
 
+VARIANTS = [  # name, tokenizer.ggml.pre, add_bos_token, add_eos_token
+    ("llama3-gguf", "llama-bpe", True, False),
+    ("qwen2-gguf", "qwen2", False, False),
+    ("gpt4o-gguf", "gpt-4o", False, True),
+]
+
+
+def make_ggufs(src, d):
+    import gguf
+
+    r = gguf.GGUFReader(src)
+
+    def strings(key):
+        f = r.fields[key]
+        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+
+    tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+    f = r.fields["tokenizer.ggml.token_type"]
+    types = [int(f.parts[i][0]) for i in f.data]
+    os.makedirs(d, exist_ok=True)
+    words = []
+    for name, pre, bos, eos in VARIANTS:
+        path = os.path.join(d, name + ".gguf")
+        w = gguf.GGUFWriter(path, "gpt2")
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(50256)
+        w.add_eos_token_id(50256)
+        w.add_add_bos_token(bos)
+        w.add_add_eos_token(eos)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        words.append(f"{name}={path}")
+    print(" ".join(words))
+    return 0
+
+
 def main():
+    if sys.argv[1] == "make-ggufs":
+        return make_ggufs(sys.argv[2], sys.argv[3])
     out = sys.argv[1]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tokenizers import Tokenizer

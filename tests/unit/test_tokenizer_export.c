@@ -17,6 +17,7 @@
  *   <dir>/<name>.ids.txt      ctune's ids (default BOS handling), one line per record
  *   <dir>/<name>.rt.txt       1 where ctune's decode(ids) == text, else 0
  *   <dir>/manifest.txt        "<name> <template ids before> <after>" per tokenizer
+ * CTUNE_TOKEXPORT_SOURCES="name=path ..." adds sources.
  * Records: the first 300 lines of tinystories-sample.txt and of
  * tinyshakespeare.txt, and the edge strings below.
  */
@@ -160,7 +161,8 @@ static void write_refs(const char *out, const char *name, const ct_tokenizer *t,
     }
     fclose(fi);
     fclose(fr);
-    fprintf(man, "%s %d %d\n", name, t->n_tmpl_pre, t->n_tmpl_post);
+    int bos = ct_tokenizer_adds_bos(t); /* the template is applied only then */
+    fprintf(man, "%s %d %d\n", name, bos ? t->n_tmpl_pre : 0, bos ? t->n_tmpl_post : 0);
 }
 
 /* Export src into dir, check the files, reload and compare. */
@@ -266,6 +268,20 @@ int main(void) {
     for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
         if (snprintf(p, sizeof p, "%s/%s", src[i].in_cache ? cache : shared, src[i].rel) >= (int)sizeof p) continue;
         one(src[i].name, p, tmp, out, &tx, man);
+    }
+    /* CTUNE_TOKEXPORT_SOURCES="name=path ...": more sources (the e2e script's GGUF variants) */
+    const char *extra = getenv("CTUNE_TOKEXPORT_SOURCES");
+    for (const char *e = extra; e && *e;) {
+        while (*e == ' ') e++;
+        size_t n = strcspn(e, " ");
+        const char *eq = memchr(e, '=', n);
+        if (eq && n < 2048) {
+            char name[2048], path[2048];
+            snprintf(name, sizeof name, "%.*s", (int)(eq - e), e);
+            snprintf(path, sizeof path, "%.*s", (int)(n - (size_t)(eq - e) - 1), eq + 1);
+            one(name, path, tmp, out, &tx, man);
+        }
+        e += n;
     }
     unsupported(tmp);
     if (man) fclose(man);
