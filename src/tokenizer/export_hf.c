@@ -651,6 +651,6 @@ ct_status ct__tokenizer_write_hf(const ct_tokenizer *t, const char *dir) {
     free(w.b.p);
     if (!st && skipped)
         ct__log(CT_LOG_WARN, "%s: tokenizer.json: %d ids with an empty or repeated piece are left out of the "
-                "vocabulary (ctune never produces them; decoding them gives nothing)", t->source, skipped);
+                "vocabulary (ctune never produces them; HF has no token for them)", t->source, skipped);
     return st ? st : write_config(t, dir);
 }
