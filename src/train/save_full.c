@@ -1,8 +1,8 @@
 /* src/train/save_full.c — see save_full.h. Each file is written atomically;
  * model.safetensors goes last, so a directory with it is complete.
- * Leaves out: writing a tokenizer.json for GGUF / llama2.c sources (their
- * vocabulary is not in Hugging Face's format; ctune reads the directory with
- * --tokenizer), sharding of large models. */
+ * For GGUF / llama2.c sources the vocabulary is written as tokenizer.json
+ * (src/tokenizer/export_hf.c, exact ids or nothing).
+ * Leaves out: sharding of large models. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "train/peft.h"
 #include "train/save_full.h"
 #include "train/tmodel_internal.h"
+#include "tokenizer/export_hf.h"
 
 static ct_status copy_file(const char *src, const char *dst) {
     char *text;
@@ -40,6 +41,15 @@ ct_status ct__save_full(ct__tmodel *t, const char *dir) {
             snprintf(path, sizeof path, "%s/%s", dir, files[i]);
             if ((s = copy_file(src, path))) return s;
         }
+    } else if (t->m->tok) {
+        /* GGUF / llama2.c source: its vocabulary as tokenizer.json, exactly
+         * (or nothing, with a warning, where it cannot be expressed) */
+        s = ct__tokenizer_write_hf(t->m->tok, dir);
+        if (s == CT_ERR_UNSUPPORTED) {
+            ct__log(CT_LOG_WARN, "%s: no tokenizer.json written: %s", dir, ct_errmsg());
+            s = CT_OK;
+        }
+        if (s) return s;
     }
     ct__st_out *outs = ct__calloc((size_t)t->n_ptab, sizeof *outs);
     float *buf = ct__alloc_big((t->n_params ? t->n_params : 1) * sizeof(float));

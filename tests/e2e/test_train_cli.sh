@@ -73,6 +73,16 @@ if [ -s "$TMP/full/config.json" ] && [ -s "$TMP/full/model.safetensors" ]; then 
 pf=$("$CTUNE" eval "$TMP/full" --tokenizer "$TOK" --data "$TMP/shake.txt" --ctx 64 --stride 64 2>&1 | awk '/^perplexity/{print $2}')
 echo "perplexity after 20 full fine-tuning steps: $pf (base $p0)"
 if awk -v a="$p0" -v b="$pf" 'BEGIN{exit !(b > 0 && b < a)}'; then pass; else fail "full: perplexity $p0 -> $pf"; fi
+# the directory is self-contained (tokenizer.json exported from tok512.bin) and
+# transformers continues a prompt with ctune's greedy text
+if [ -s "$TMP/full/tokenizer.json" ]; then pass; else fail "full: no tokenizer.json"; fi
+"$CTUNE" generate "$TMP/full" -p "Once upon a time" -n 24 2>/dev/null >"$TMP/full_gen.txt" || fail "generate from the HF dir"
+if [ -x "$PY" ]; then
+  if "$PY" "$CTUNE_ROOT/tests/golden/check_hf_export.py" "$TMP/full" "Once upon a time" 24 "$TMP/full_gen.txt" \
+       2>/dev/null; then pass; else fail "transformers does not reproduce ctune's text from the saved directory"; fi
+else
+  echo "SKIP (part): the Python reference stack is not installed at $PY; transformers check of the saved directory not run"
+fi
 
 # 4. early stopping: a learning rate of 0 never improves
 if "$CTUNE" train "$BIN" "${COMMON[@]}" --method lora --lr 0 --max-steps 50 --eval-every 2 --patience 2 \
