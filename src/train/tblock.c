@@ -244,6 +244,10 @@ static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, in
     const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
     int ld = 0;
     const float *W = t->pk_head_fwd ? NULL : head_weight(t, &ld, backward);
+    if (t->head_repack) {
+        ct__gemm_bf16_pack_b(1, C, V, t->whead, C, t->pk_head_fwd, t->pool);
+        if (backward) ct__gemm_bf16_pack_b(0, V, C, t->whead, C, t->pk_head_bwd, t->pool);
+    }
     int nt = 0;
     for (int i = 0; i < N; i++)
         if (logits_out || b->targets[i] >= 0) t->hrows[nt++] = i;

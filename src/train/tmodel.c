@@ -535,6 +535,25 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
         ct__tm_free(t);
         return s;
     }
+    if (o->bf16 && o->method == CT_TM_FULL) {
+        /* the trainable head is read by 2 products per 128-row chunk: pack it once per run */
+        size_t bytes = ct__gemm_bf16_packed_bytes(g->dim, g->vocab_size);
+        t->packed = ct__calloc(2, sizeof *t->packed);
+        t->packed_bytes = ct__calloc(2, sizeof *t->packed_bytes);
+        void *a = t->packed ? ct__alloc_big(bytes) : NULL, *c = a ? ct__alloc_big(bytes) : NULL;
+        if (!c) {
+            if (a) ct__free_big(a, bytes);
+            ct__tm_free(t);
+            return ct__err(CT_ERR_NOMEM, "training: out of memory for the packed head");
+        }
+        t->packed[0] = a;
+        t->packed[1] = c;
+        t->packed_bytes[0] = t->packed_bytes[1] = bytes;
+        t->n_packed = 2;
+        t->pk_head_fwd = t->packed[0];
+        t->pk_head_bwd = t->packed[1];
+        t->head_repack = 1;
+    }
     t->wdeq_n = o->bf16 && o->method == CT_TM_LORA ? 0 : frozen_deq_floats(t);
     s = alloc_acts(t);
     if (s) {

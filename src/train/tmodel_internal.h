@@ -64,7 +64,9 @@ struct ct__tmodel {
     float *wte, *gwte;         /* (V,C) */
     float *wpe, *gwpe;         /* (P,C) GPT-2 */
     float *whead, *gwhead;     /* (V,C): == wte when tied; NULL when frozen */
-    void *pk_head_fwd, *pk_head_bwd; /* bf16 LoRA: the frozen head pre-packed (K=C,N=V / K=V,N=C) */
+    void *pk_head_fwd, *pk_head_bwd; /* bf16: the head packed (K=C,N=V / K=V,N=C): once (frozen, LoRA)
+                                        or at each run (trainable, head_repack) */
+    int head_repack;
     void **packed;             /* every pre-packed buffer (owned), with its size */
     size_t *packed_bytes;
     int n_packed;
