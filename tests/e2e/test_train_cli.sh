@@ -66,6 +66,25 @@ l8=$(grep -o '"train_loss": [0-9.]*' "$TMP/acc8/metrics.jsonl" | awk '{printf "%
 l2=$(grep -o '"train_loss": [0-9.]*' "$TMP/acc2/metrics.jsonl" | awk '{printf "%.4f ", $2}')
 if [ -n "$l8" ] && [ "$l8" = "$l2" ]; then pass; else fail "accumulated losses differ: [$l8] vs [$l2]"; fi
 
+# 2c. real instruction data (Alpaca: prompt tokens masked), a separate --val
+# file, and --pack (micro-batches filled by tokens): the validation loss falls
+python3 - "$CTUNE_SHARED/data/alpaca/alpaca_5000.json" "$TMP" <<'PYEOF'
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r["output"].strip()]
+with open(sys.argv[2] + "/alpaca_train.jsonl", "w") as f:
+    for r in rows[:400]: f.write(json.dumps(r) + "\n")
+with open(sys.argv[2] + "/alpaca_val.jsonl", "w") as f:
+    for r in rows[400:440]: f.write(json.dumps(r) + "\n")
+PYEOF
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/alpaca_train.jsonl" --val "$TMP/alpaca_val.jsonl" --pack \
+     --max-len 128 --batch 16 --micro-batch 4 --method lora --targets all-linear --lr 2e-3 --max-steps 25 -t 2 \
+     --no-progress -o "$TMP/alpaca" >"$TMP/alpaca.log" 2>&1; then pass; else fail "alpaca run: $(tail -3 "$TMP/alpaca.log")"; fi
+grep -q "examples (alpaca)" "$TMP/alpaca.log" && pass || fail "alpaca format not detected: $(head -3 "$TMP/alpaca.log")"
+a1=$(grep -o '"val_loss": [0-9.]*' "$TMP/alpaca/metrics.jsonl" | head -1 | awk '{print $2}')
+a2=$(grep -o '"val_loss": [0-9.]*' "$TMP/alpaca/metrics.jsonl" | tail -1 | awk '{print $2}')
+echo "alpaca (completions only, packed): val loss $a1 -> $a2"
+if awk -v a="$a1" -v b="$a2" 'BEGIN{exit !(b < a - 0.05)}'; then pass; else fail "alpaca val loss $a1 -> $a2"; fi
+
 # 3. full fine-tuning: a Hugging Face directory that ctune loads back
 if "$CTUNE" train "$BIN" "${COMMON[@]}" --method full --lr 1e-3 --max-steps 20 -o "$TMP/full" >"$TMP/full.log" 2>&1
 then pass; else fail "full run: $(tail -3 "$TMP/full.log")"; fi
