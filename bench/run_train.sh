@@ -87,7 +87,7 @@ fi
   echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) at the start  (1/5/15 min; > 0.5 means the numbers are noisy)"
   echo "ctune:     $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)'), $BENCH"
   if [ $peer = 1 ]; then
-    echo "pytorch:   $("$PY" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)')"
+    echo "pytorch:   $("$PY" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' 2>/dev/null | tail -n1)"
   else
     echo "pytorch:   not run"
   fi
@@ -115,7 +115,7 @@ for s in $shapes; do
       label="$s $meth $T"
       [ -n "$only" ] && ! grep -qE -- "$only" <<<"$label" && continue
       path=$RND/random-$s-F32.gguf
-      key=$(echo "$s-$meth-T$T" | tr -c 'A-Za-z0-9_.-' '_')
+      key=$(printf '%s' "$s-$meth-T$T" | tr -c 'A-Za-z0-9_.-' '_')
       say "$label: ctune f32"
       run "$key.ctune-f32" "$BENCH" "$path" --method $meth -b "$B" -T "$T" -t "$TH" -w "$W" -r "$R" --json
       if [ $bf16 = 1 ]; then
