@@ -37,6 +37,20 @@ static inline float f16(const uint8_t *p) {
 }
 
 /* ---- quantize x -------------------------------------------------------- */
+/* Decoding streams each thread's rows once from memory: a software prefetch
+ * CT_DOT_PF bytes ahead of the row being read keeps more lines in flight
+ * than the hardware prefetcher does (2 threads read ~27 GB/s without it,
+ * ~31 with it in a plain streaming test here). Used by the 8-bit-x Q4_0/Q4_1 row
+ * dots (stories110M Q4_0 --q8-act decode +8%); for Q8_0 rows, the F32 and the
+ * f32-x quantized row dots it measured neutral or slightly worse, so they go
+ * without. */
+#ifndef CT_DOT_PF
+#define CT_DOT_PF 8192
+#endif
+static inline void prefetch_row(const uint8_t *w, size_t rb) {
+    for (size_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)(w + CT_DOT_PF + o), _MM_HINT_T0);
+}
+
 float ct__quant_block_q8(const float *v, int8_t *q, int *sum) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
@@ -665,7 +679,9 @@ static float dot_q4_1(const uint8_t *w, const void *xq, int nb) { return dot_q4(
 void ct__dot_rows_q(const ct_mat *W, int r0, int nr, const void *xq, float *out) {
     int nb = W->cols / 32;
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+    const int pf = W->dtype == CT_DT_Q4_0 || W->dtype == CT_DT_Q4_1;
     for (int i = 0; i < nr; i++, w += W->row_bytes) {
+        if (pf) prefetch_row(w, W->row_bytes);
         switch (W->dtype) {
         case CT_DT_Q8_0: out[i] = dot_q8_0(w, xq, nb); break;
         case CT_DT_Q4_0: out[i] = dot_q4_0(w, xq, nb); break;
