@@ -177,10 +177,9 @@ static double one_step(state *st, double *loss) {
         fprintf(stderr, "bench_train: step %ld: loss %g, grad norm %g\n", st->step, *loss, gn);
         exit(1);
     }
-    ct__grad_clip(g, n, gn, st->ao.clip);
     int ntab;
     const ct__tparam *tab = ct__tm_ptable(st->t, &ntab);
-    ct__adamw_update(p, g, st->mom, st->vel, tab, ntab, &st->ao, st->ao.lr, ++st->step);
+    ct__adamw_update(p, g, st->mom, st->vel, tab, ntab, &st->ao, st->ao.lr, ++st->step, ct__clip_scale(gn, st->ao.clip));
     return gn;
 }
 

@@ -101,3 +101,9 @@ int ct__rmtree(const char *path) {
     if (!ct__is_dir(path)) return remove(path);
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+/* Drop a read-only mapping's resident pages from this process (they stay in
+ * the page cache; a later read faults them back in unchanged). */
+void ct__mfile_drop_pages(const ct_mfile *f) {
+    if (f && f->data && f->size) madvise((void *)f->data, f->size, MADV_DONTNEED);
+}

@@ -43,6 +43,9 @@ typedef struct {
 /* Map path read-only. Errors name the path (and errno text). */
 ct_status ct__mfile_open(ct_mfile *f, const char *path);
 void ct__mfile_close(ct_mfile *f);
+/* Give back the resident pages of a mapping whose contents were copied
+ * elsewhere (RSS); reading it again later is still correct. */
+void ct__mfile_drop_pages(const ct_mfile *f);
 /* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
 ct_status ct__read_file(const char *path, char **out, size_t *len);
 int ct__file_exists(const char *path);

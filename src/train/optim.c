@@ -37,16 +37,20 @@ double ct__grad_norm(const float *g, size_t n) {
     return sqrt(s0 + s1 + s2 + s3);
 }
 
-void ct__grad_clip(float *g, size_t n, double norm, float clip) {
-    if (clip <= 0) return;
+float ct__clip_scale(double norm, float clip) {
+    if (clip <= 0) return 1.0f;
     double c = clip / (norm + 1e-6);
-    if (c >= 1.0) return;
-    float cf = (float)c;
+    return c >= 1.0 ? 1.0f : (float)c;
+}
+
+void ct__grad_clip(float *g, size_t n, double norm, float clip) {
+    float cf = ct__clip_scale(norm, clip);
+    if (cf == 1.0f) return;
     for (size_t i = 0; i < n; i++) g[i] *= cf;
 }
 
 void ct__adamw_update(float *p, const float *g, float *m, float *v, const ct__tparam *tab, int ntab,
-                      const ct__adamw_opts *o, float lr, long t) {
+                      const ct__adamw_opts *o, float lr, long t, float gscale) {
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
     const float step = (float)(lr / bc1), bc2s = (float)sqrt(bc2);
@@ -56,7 +60,7 @@ void ct__adamw_update(float *p, const float *g, float *m, float *v, const ct__tp
         const float *gg = g + q->off;
         const float decay = q->decay ? 1.0f - lr * o->weight_decay : 1.0f;
         for (size_t i = 0; i < q->n; i++) {
-            float gi = gg[i];
+            float gi = gscale == 1.0f ? gg[i] : gg[i] * gscale;
             float mi = b1 * mm[i] + (1.0f - b1) * gi;
             float vi = b2 * vv[i] + (1.0f - b2) * gi * gi;
             mm[i] = mi;

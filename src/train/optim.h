@@ -27,12 +27,17 @@ float ct__lr_at(const ct__adamw_opts *o, int s);
 
 /* Global L2 norm of n gradients (double accumulation, fixed order). */
 double ct__grad_norm(const float *g, size_t n);
-/* Scale g by clip/(norm+1e-6) when that is below 1 (clip_grad_norm_). */
+/* The factor clip_grad_norm_ multiplies the gradients by: clip/(norm+1e-6)
+ * when that is below 1, else 1 (also for clip <= 0). */
+float ct__clip_scale(double norm, float clip);
+/* Scale g by ct__clip_scale (a separate pass; ct__adamw_update can fuse it). */
 void ct__grad_clip(float *g, size_t n, double norm, float clip);
 
 /* One AdamW update of every parameter in the table (t = 1-based step count
- * for bias correction): p -= lr*wd*p (decay params), then Adam with m, v. */
+ * for bias correction) with the gradient g * gscale (the clipping factor,
+ * fused: one pass over g instead of two; the same float product as clipping
+ * first): p -= lr*wd*p (decay params), then Adam with m, v. */
 void ct__adamw_update(float *p, const float *g, float *m, float *v, const ct__tparam *tab, int ntab,
-                      const ct__adamw_opts *o, float lr, long t);
+                      const ct__adamw_opts *o, float lr, long t, float gscale);
 
 #endif

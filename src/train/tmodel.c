@@ -531,6 +531,10 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     b = (ptab_b){.t = t, .count_only = 0};
     walk_params(&b);
     init_values(t);
+    /* full fine-tuning copied every weight: the mapped file pages it read
+     * need not stay in this process's RSS (the copies are the model now) */
+    if (o->method == CT_TM_FULL)
+        for (size_t i = 0; i < m->ts.nfiles; i++) ct__mfile_drop_pages(&m->ts.files[i]);
     if (o->bf16 && o->method == CT_TM_LORA && (s = prepack_frozen(t))) {
         ct__tm_free(t);
         return s;

@@ -218,10 +218,10 @@ static ct_status train_step(run *r, double *loss, double *gnorm, float *lr, size
                        "Try a lower --lr, --clip, or check the data", r->step + 1, *loss, *gnorm,
                        r->last_ckpt[0] ? "; the last good checkpoint is " : " (no checkpoint was saved)",
                        r->last_ckpt);
-    ct__grad_clip(g, n, *gnorm, r->ao.clip);
     int ntab;
     const ct__tparam *tab = ct__tm_ptable(r->t, &ntab);
-    ct__adamw_update(p, g, r->mom, r->vel, tab, ntab, &r->ao, *lr, (long)r->step + 1);
+    ct__adamw_update(p, g, r->mom, r->vel, tab, ntab, &r->ao, *lr, (long)r->step + 1,
+                     ct__clip_scale(*gnorm, r->ao.clip));
     return CT_OK;
 }
 

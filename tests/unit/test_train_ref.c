@@ -252,9 +252,13 @@ static void check_traj(ct_model *m, const char *name, const batch *b, int lora) 
         CHECK_OK(ct__tm_run(t, &tb, 1.0f / b->n_targets, 1, NULL, &loss));
         loss /= b->n_targets;
         double norm = ct__grad_norm(g, n);
-        ct__grad_clip(g, n, norm, ao.clip);
         float lr = ct__lr_at(&ao, s);
-        ct__adamw_update(p, g, mo, vo, tab, ntab, &ao, lr, s + 1);
+        if (lora) { /* LoRA: clipping as a separate pass; full: fused into the update */
+            ct__grad_clip(g, n, norm, ao.clip);
+            ct__adamw_update(p, g, mo, vo, tab, ntab, &ao, lr, s + 1, 1.0f);
+        } else {
+            ct__adamw_update(p, g, mo, vo, tab, ntab, &ao, lr, s + 1, ct__clip_scale(norm, ao.clip));
+        }
         double rel = fabs(loss - rl->u.arr.items[s].u.num) / fabs(rl->u.arr.items[s].u.num);
         if (rel > worst) worst = rel;
         CHECK(rel <= TOL_TRAJ_LOSS);

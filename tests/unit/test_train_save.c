@@ -51,7 +51,7 @@ static void train_a_bit(ct__tmodel *t, const ct__tm_batch *b) {
         ct__tm_zero_grad(t);
         CHECK_OK(ct__tm_run(t, b, 1.0f / 20, 1, NULL, &loss));
         ct__grad_clip(g, n, ct__grad_norm(g, n), ao.clip);
-        ct__adamw_update(p, g, mo, vo, tab, ntab, &ao, ao.lr, s + 1);
+        ct__adamw_update(p, g, mo, vo, tab, ntab, &ao, ao.lr, s + 1, 1.0f);
     }
     free(mo);
     free(vo);
