@@ -309,6 +309,65 @@ static void test_attention(int HS, int window, int NH, int NKV) {
     free(q); free(k); free(v); free(dout);
 }
 
+/* Longer sequences (the AVX-512 path's 16x16 transposes, 32-key score
+ * blocks and full 8-row query blocks): forward vs the double reference,
+ * gradients by directional finite differences (random direction per input),
+ * 1 vs 2 threads bit-identical. */
+static void test_attention_long(int HS, int window) {
+    const int32_t seq[4] = {0, 40, 77, 80};
+    const int NH = 2, NKV = 1;
+    ct__attn_shape s = {80, 3, seq, NH, NKV, HS, window, NH * HS + 3, NKV * HS + 5, NH * HS + 1};
+    size_t nq = (size_t)s.N * s.q_ld, nkv = (size_t)s.N * s.kv_ld, no = (size_t)s.N * s.out_ld;
+    size_t np = ct__attn_probs_size(&s);
+    float *q = frand(nq, 1.5), *k = frand(nkv, 1.5), *v = frand(nkv, 1.0), *dout = frand(no, 1.0);
+    float *out[2], *pr[2], *dq[2], *dk[2], *dv[2];
+    for (int t = 0; t < 2; t++) {
+        ct_pool *p = t ? pool2 : NULL;
+        out[t] = calloc(no, 4); pr[t] = malloc(np * 4); dq[t] = calloc(nq, 4); dk[t] = calloc(nkv, 4); dv[t] = calloc(nkv, 4);
+        ct__attention_fwd(out[t], pr[t], q, k, v, &s, p);
+        ct__attention_bwd(dq[t], dk[t], dv[t], dout, pr[t], q, k, v, &s, p);
+    }
+    /* columns outside the heads: zero in the reference and in the results */
+    for (int i = 0; i < s.N; i++) {
+        for (int c = NH * HS; c < s.out_ld; c++) dout[(size_t)i * s.out_ld + c] = 0.0f;
+        for (int t = 0; t < 2; t++) {
+            for (int c = NH * HS; c < s.q_ld; c++) dq[t][(size_t)i * s.q_ld + c] = 0.0f;
+            for (int c = NKV * HS; c < s.kv_ld; c++) dk[t][(size_t)i * s.kv_ld + c] = dv[t][(size_t)i * s.kv_ld + c] = 0.0f;
+            for (int c = NH * HS; c < s.out_ld; c++) out[t][(size_t)i * s.out_ld + c] = 0.0f;
+        }
+    }
+    char nm[96];
+    snprintf(nm, sizeof nm, "attention long HS=%d window=%d", HS, window);
+    attn_ref r = {todbl(q, nq), todbl(k, nkv), todbl(v, nkv), todbl(dout, no), calloc(no, 8), s};
+    attn_fwd_ref(&r);
+    close_arr(nm, out[0], r.out, no, TOL_FWD);
+    double *x[3] = {r.q, r.k, r.v};
+    const float *gr[3] = {dq[0], dk[0], dv[0]};
+    size_t n[3] = {nq, nkv, nkv};
+    for (int w = 0; w < 3; w++) {
+        float *u = frand(n[w], 1.0);
+        double *x0 = todbl(x[w] == r.q ? q : x[w] == r.k ? k : v, n[w]), want = 0, got = 0;
+        for (size_t i = 0; i < n[w]; i++) { x[w][i] = x0[i] + FD_EPS * u[i]; got += (double)gr[w][i] * u[i]; }
+        double lp = attn_loss(&r);
+        for (size_t i = 0; i < n[w]; i++) x[w][i] = x0[i] - FD_EPS * u[i];
+        double lm = attn_loss(&r);
+        for (size_t i = 0; i < n[w]; i++) x[w][i] = x0[i];
+        want = (lp - lm) / (2 * FD_EPS);
+        int ok = fabs(got - want) <= TOL_GRAD * (1.0 + fabs(want));
+        if (!ok) fprintf(stderr, "%s: directional gradient %d: %.9g vs %.9g\n", nm, w, got, want);
+        CHECK(ok);
+        free(u); free(x0);
+    }
+    same_bits("attention long out", out[0], out[1], no * 4);
+    same_bits("attention long probs", pr[0], pr[1], np * 4);
+    same_bits("attention long dq", dq[0], dq[1], nq * 4);
+    same_bits("attention long dk", dk[0], dk[1], nkv * 4);
+    same_bits("attention long dv", dv[0], dv[1], nkv * 4);
+    free(r.q); free(r.k); free(r.v); free(r.dout); free(r.out);
+    for (int t = 0; t < 2; t++) { free(out[t]); free(pr[t]); free(dq[t]); free(dk[t]); free(dv[t]); }
+    free(q); free(k); free(v); free(dout);
+}
+
 /* ---- activations ------------------------------------------------------------ */
 
 static double silu(double g) { return g / (1 + exp(-g)); }
@@ -502,6 +561,8 @@ int main(void) {
     test_attention(16, 4, 4, 2);
     test_attention(16, 0, 4, 4);
     test_attention(8, 3, 4, 1);
+    test_attention_long(32, 0);
+    test_attention_long(48, 19);
     test_activations();
     test_dropout();
     test_embed_bias();
