@@ -5,7 +5,7 @@
  * Work units: forward, one (sequence, query head) pair; backward, one
  * (sequence, KV head) pair with all query heads of its group, so the dk/dv
  * rows of a unit belong to it alone. Threads claim units from an atomic
- * counter; a unit's arithmetic does not depend on which thread runs it, so
+ * counter, longest sequences first; a unit's arithmetic does not depend on which thread runs it, so
  * results are bit-identical for every pool size.
  *
  * AVX-512 path: blocks of R = 8 query rows against the keys they can see
@@ -54,6 +54,7 @@ typedef struct {
     const float *q, *k, *v, *dout, *probs_in;
     ct_pool *pool;
     int maxlen;
+    const int *order; /* sequences longest first (NULL: in order) */
     _Atomic int next;
 } attn_job;
 
@@ -455,7 +456,7 @@ static void attn_task(void *ctx, int ith, int nth, int bwd) {
 #endif
     (void)nth;
     for (int u; (u = atomic_fetch_add(&J->next, 1)) < units;) {
-        int sq = u / heads, h = u % heads;
+        int sq = J->order ? J->order[u / heads] : u / heads, h = u % heads;
         if (s->seq[sq + 1] <= s->seq[sq]) continue;
 #ifdef TK_AVX512
         if (scr) {
@@ -478,17 +479,34 @@ static int max_len(const ct__attn_shape *s) {
     return m;
 }
 
+/* Longest sequences first, so the last units claimed are the short ones and
+ * threads finish together (a unit costs ~len^2). Up to MAX_ORDER sequences;
+ * more: in order. order: (n_seq) */
+enum { MAX_ORDER = 512 };
+static const int *seq_order(const ct__attn_shape *s, int *order) {
+    if (s->n_seq > MAX_ORDER) return NULL;
+    for (int i = 0; i < s->n_seq; i++) { /* stable insertion sort by length, descending */
+        int L = s->seq[i + 1] - s->seq[i], j = i;
+        for (; j > 0 && s->seq[order[j - 1] + 1] - s->seq[order[j - 1]] < L; j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
+    return order;
+}
+
 void ct__attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
                        const ct__attn_shape *s, ct_pool *pool) {
-    attn_job J = {.s = s, .out = out, .probs = probs, .q = q, .k = k, .v = v, .pool = pool, .maxlen = max_len(s)};
+    int order[MAX_ORDER];
+    attn_job J = {.s = s, .out = out, .probs = probs, .q = q, .k = k, .v = v, .pool = pool, .maxlen = max_len(s),
+                  .order = seq_order(s, order)};
     atomic_init(&J.next, 0);
     ct__pool_run(pool, fwd_task, &J);
 }
 
 void ct__attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                        const float *k, const float *v, const ct__attn_shape *s, ct_pool *pool) {
+    int order[MAX_ORDER];
     attn_job J = {.s = s, .dq = dq, .dk = dk, .dv = dv, .dout = dout, .probs_in = probs, .q = q, .k = k, .v = v,
-                  .pool = pool, .maxlen = max_len(s)};
+                  .pool = pool, .maxlen = max_len(s), .order = seq_order(s, order)};
     atomic_init(&J.next, 0);
     ct__pool_run(pool, bwd_task, &J);
 }
