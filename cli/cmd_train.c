@@ -7,7 +7,9 @@
 #include "cli.h"
 
 static const char *USAGE =
-    "usage: ctune train MODEL --data FILE --method full|lora -o OUTDIR [options]\n"
+    "usage: ctune train MODEL --data FILE --method full|lora|qlora -o OUTDIR [options]\n"
+    "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
+    "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
     "data:\n"
     "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
     "  --val FILE           validation data (else --val-split of --data)\n"
@@ -25,7 +27,8 @@ static const char *USAGE =
     "  --batch N (8)        examples per optimizer step\n"
     "  --micro-batch N      examples per forward/backward (default = batch; gradients accumulate)\n"
     "  --epochs N (1)  --max-steps N\n"
-    "  --grad-checkpoint    recompute activations in the backward pass (less memory)\n"
+    "  --grad-checkpoint    recompute activations in the backward pass (less memory;\n"
+    "                       --no-grad-checkpoint turns it off for qlora)\n"
     "  --precision f32|bf16 matmul operands in f32 (default, exact) or bf16 with f32 accumulation\n"
     "run:\n"
     "  --eval-every N       validate every N steps (and at each epoch end)\n"
@@ -40,7 +43,7 @@ int cmd_train(int argc, char **argv) {
     const char *path = NULL, *tokpath = NULL, *method = NULL;
     ct_train_opts o;
     ct_train_opts_default(&o, CT_METHOD_LORA);
-    int lr_set = 0;
+    int lr_set = 0, ckpt_set = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -84,7 +87,8 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--train-on-prompt")) o.data.train_on_prompt = 1;
         else if (!strcmp(a, "--skip-bad-rows")) o.data.skip_bad_rows = 1;
         else if (!strcmp(a, "--pack")) o.pack = 1;
-        else if (!strcmp(a, "--grad-checkpoint")) o.checkpointing = 1;
+        else if (!strcmp(a, "--grad-checkpoint")) ckpt_set = 1;
+        else if (!strcmp(a, "--no-grad-checkpoint")) ckpt_set = 0;
         else if (!strcmp(a, "--precision") && more) {
             const char *p = argv[++i];
             if (!strcmp(p, "bf16")) o.bf16 = 1;
@@ -104,8 +108,11 @@ int cmd_train(int argc, char **argv) {
     if (!path || !o.data_path || !o.out_dir || !method) { fputs(USAGE, stderr); return 2; }
     if (!strcmp(method, "full")) o.method = CT_METHOD_FULL;
     else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
-    else { fprintf(stderr, "ctune train: --method %s: use full or lora\n", method); return 2; }
-    if (!lr_set) o.lr = o.method == CT_METHOD_LORA ? 2e-4f : 5e-5f;
+    else if (!strcmp(method, "qlora")) o.method = CT_METHOD_QLORA;
+    else { fprintf(stderr, "ctune train: --method %s: use full, lora or qlora\n", method); return 2; }
+    if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
+    if (ckpt_set >= 0) o.checkpointing = ckpt_set;
+    else o.checkpointing = o.method == CT_METHOD_QLORA; /* on by default for QLoRA */
 
     ct_model *m = NULL;
     ct_status s = cli_load_model(path, tokpath, 0, &m);
@@ -120,7 +127,7 @@ int cmd_train(int argc, char **argv) {
         if (r.best_val_loss == r.best_val_loss)
             fprintf(stderr, ", best val loss %.4f (ppl %.2f) at step %d", r.best_val_loss, exp(r.best_val_loss),
                     r.best_step);
-        fprintf(stderr, "\n%s written to %s\n", o.method == CT_METHOD_LORA ? "adapter" : "model", o.out_dir);
+        fprintf(stderr, "\n%s written to %s\n", o.method == CT_METHOD_FULL ? "model" : "adapter", o.out_dir);
     }
     return 0;
 }

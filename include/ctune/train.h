@@ -22,7 +22,10 @@
 extern "C" {
 #endif
 
-typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1 } ct_method;
+/* QLORA: LoRA over the frozen linear layers quantized on load to 4-bit NF4
+ * with double quantization (bitsandbytes' format, docs/qlora.md); gradient
+ * checkpointing is on by default for it (the CLI's --no-grad-checkpoint). */
+typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2 } ct_method;
 
 typedef struct {
     ct_method method;

@@ -59,7 +59,10 @@ static void add_bias(float *y, const float *b, int N, int out) {
 
 /* y (N, out) = lin(x (N, in)); xa (N, r) saved for backward. */
 static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, float *xa, int N, uint64_t seed) {
-    if (L->pk_fwd) {
+    if (L->nf4) {
+        ct__nf4_matmul_xwt(y, x, L->nf4, N, 0.0f, t->o.bf16, t->pool);
+        if (L->b) add_bias(y, L->b, N, L->out);
+    } else if (L->pk_fwd) {
         ct__sgemm_bf16_packed(0, N, L->out, L->in, 1.0f, x, L->in, L->pk_fwd, 0.0f, y, L->out, t->pool);
         if (L->b) add_bias(y, L->b, N, L->out);
     } else if (L->w) {
@@ -86,7 +89,9 @@ static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, 
 /* dx (N, in) (= when !acc, += when acc) from dy (N, out); parameter gradients added. */
 static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const float *dy, const float *x,
                     const float *xa, int N, uint64_t seed) {
-    if (L->pk_bwd) {
+    if (L->nf4) {
+        ct__nf4_matmul_dyw(dx, dy, L->nf4, N, acc ? 1.0f : 0.0f, t->o.bf16, t->pool);
+    } else if (L->pk_bwd) {
         ct__sgemm_bf16_packed(0, N, L->in, L->out, 1.0f, dy, L->out, L->pk_bwd, acc ? 1.0f : 0.0f, dx, L->in,
                               t->pool);
     } else {

@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "model/kernels.h"
 #include "tensor/gemm.h"
+#include "tensor/nf4.h"
 #include "train/tmodel_internal.h"
 
 enum { HEAD_ROWS = 128 };
@@ -460,7 +461,7 @@ static ct_status prepack_frozen(ct__tmodel *t) {
     for (int l = 0; l < g->n_layers && !s; l++)
         for (int i = 0; i < LIN_COUNT && !s; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
-            if (!L->out || L->w) continue;
+            if (!L->out || L->w || L->nf4) continue;
             int ld;
             const float *W = mat_f32(&L->base, tmp, &ld);
             L->pk_fwd = pack_one(t, 1, L->in, L->out, W, ld);
@@ -476,6 +477,63 @@ static ct_status prepack_frozen(ct__tmodel *t) {
     }
     if (tmp) ct__free_big(tmp, mx * sizeof(float));
     return s ? ct__err(s, "training: out of memory packing the frozen weights in bf16") : CT_OK;
+}
+
+/* ---- QLoRA: the frozen linear layers in NF4 ------------------------------------- */
+
+static void *nf4_alloc(ct__tmodel *t, size_t bytes) {
+    void *p = ct__malloc(bytes ? bytes : 1);
+    if (p) t->nf4_mem[t->n_nf4_mem++] = p;
+    return p;
+}
+
+/* Quantize every frozen linear layer to NF4 with double quantization
+ * (blocks of 64, scales in blocks of 256), as bitsandbytes does on load. */
+static ct_status quantize_nf4(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    int nl = g->n_layers * LIN_COUNT;
+    t->nf4_mats = ct__calloc((size_t)nl, sizeof *t->nf4_mats);
+    t->nf4_mem = ct__calloc((size_t)nl * 4 + 1, sizeof *t->nf4_mem);
+    size_t mx = 0;
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            size_t n = (size_t)t->blk[l].lin[i].out * t->blk[l].lin[i].in;
+            if (n > mx) mx = n;
+        }
+    float *tmp = ct__alloc_big((mx ? mx : 1) * sizeof(float));
+    float *absmax = ct__malloc((mx / CT_NF4_BLOCK + 2) * sizeof(float) * 2);
+    if (!t->nf4_mats || !t->nf4_mem || !tmp || !absmax) {
+        if (tmp) ct__free_big(tmp, (mx ? mx : 1) * sizeof(float));
+        free(absmax);
+        return ct__err(CT_ERR_NOMEM, "QLoRA: out of memory quantizing the base");
+    }
+    ct__dynamic_map_signed(t->nf4_nested_map);
+    ct_status s = CT_OK;
+    for (int l = 0; l < g->n_layers && !s; l++)
+        for (int i = 0; i < LIN_COUNT && !s; i++) {
+            ct__tlin *L = &t->blk[l].lin[i];
+            if (!L->out || L->w) continue;
+            int64_t n = (int64_t)L->out * L->in, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
+            for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, tmp + (size_t)r * L->in);
+            uint8_t *packed = nf4_alloc(t, (size_t)(n + 1) / 2), *q = nf4_alloc(t, (size_t)nb);
+            float *nested = nf4_alloc(t, (size_t)ct__q4_nblocks(nb, CT_NF4_NESTED_BLOCK) * sizeof(float));
+            if (!packed || !q || !nested) { s = ct__err(CT_ERR_NOMEM, "QLoRA: out of memory"); break; }
+            ct__quantize_4bit_ref(tmp, n, CT_NF4_BLOCK, CT_Q4_NF4, packed, absmax);
+            ct_nf4_mat *W = &t->nf4_mats[l * LIN_COUNT + i];
+            ct__q4_double_quant(absmax, nb, 1, absmax + nb, q, nested, &W->offset);
+            W->rows = L->out;
+            W->cols = L->in;
+            W->packed = packed;
+            W->qabsmax = q;
+            W->nested_absmax = nested;
+            W->nested_map = t->nf4_nested_map;
+            W->type = CT_Q4_NF4;
+            L->nf4 = W;
+            t->nf4_bytes += (size_t)(n + 1) / 2 + (size_t)nb + (size_t)ct__q4_nblocks(nb, 256) * 4;
+        }
+    ct__free_big(tmp, (mx ? mx : 1) * sizeof(float));
+    free(absmax);
+    return s;
 }
 
 ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
@@ -535,6 +593,16 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
      * need not stay in this process's RSS (the copies are the model now) */
     if (o->method == CT_TM_FULL)
         for (size_t i = 0; i < m->ts.nfiles; i++) ct__mfile_drop_pages(&m->ts.files[i]);
+    if (o->base_nf4) {
+        if (o->method != CT_TM_LORA) {
+            ct__tm_free(t);
+            return ct__err(CT_ERR_ARG, "a 4-bit base is for LoRA (QLoRA) only");
+        }
+        if ((s = quantize_nf4(t))) {
+            ct__tm_free(t);
+            return s;
+        }
+    }
     if (o->bf16 && o->method == CT_TM_LORA && (s = prepack_frozen(t))) {
         ct__tm_free(t);
         return s;
@@ -577,6 +645,9 @@ void ct__tm_free(ct__tmodel *t) {
     for (int i = 0; i < t->n_packed; i++) ct__free_big(t->packed[i], t->packed_bytes[i]);
     free(t->packed);
     free(t->packed_bytes);
+    for (int i = 0; i < t->n_nf4_mem; i++) free(t->nf4_mem[i]);
+    free(t->nf4_mem);
+    free(t->nf4_mats);
     free(t->ptab);
     free(t->blk);
     free(t->acts);

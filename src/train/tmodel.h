@@ -41,6 +41,10 @@ typedef struct {
     int max_seq;              /* longest sequence in one micro-batch */
     int checkpointing;        /* save only each block's input; recompute in backward */
     int n_threads;            /* <= 0: all cores */
+    int base_nf4;             /* LoRA over a 4-bit base (QLoRA): every frozen linear layer is quantized
+                                 on creation to NF4 with double quantization (bitsandbytes' layout,
+                                 src/tensor/nf4.h) and used through the fused kernels; the head and
+                                 embeddings stay as loaded */
     int bf16;                 /* matmul operands rounded to bf16, f32 accumulation (ct__sgemm_bf16);
                                  0: exact f32 (the reference tests) */
     uint64_t seed;            /* LoRA A initialisation */

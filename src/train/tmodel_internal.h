@@ -5,6 +5,7 @@
 #include "model/model_internal.h"
 #include "train/tkernels.h"
 #include "train/tmodel.h"
+#include "tensor/nf4_matmul.h"
 
 /* A vector parameter: value and gradient (NULL when frozen). */
 typedef struct {
@@ -24,6 +25,7 @@ typedef struct {
     float *gb;                /* (out) or NULL (frozen / no bias) */
     float *A, *gA;            /* (r, in) */
     float *B, *gB;            /* (out, r) */
+    ct_nf4_mat *nf4;          /* QLoRA: the frozen base as NF4 (owned by the model's nf4 store), or NULL */
     void *pk_fwd, *pk_bwd;    /* bf16 LoRA: the frozen base pre-packed once for x W^T (K=in, N=out)
                                  and dy W (K=out, N=in) (ct__gemm_bf16_pack_b), or NULL */
 } ct__tlin;
@@ -67,6 +69,11 @@ struct ct__tmodel {
     void *pk_head_fwd, *pk_head_bwd; /* bf16: the head packed (K=C,N=V / K=V,N=C): once (frozen, LoRA)
                                         or at each run (trainable, head_repack) */
     int head_repack;
+    ct_nf4_mat *nf4_mats;      /* QLoRA: (L * LIN_COUNT) matrices, their arrays in nf4_mem */
+    void **nf4_mem;
+    int n_nf4_mem;
+    float nf4_nested_map[256]; /* bitsandbytes' dynamic map (weight.nested_quant_map) */
+    size_t nf4_bytes;          /* bytes of 4-bit weights and their scales */
     void **packed;             /* every pre-packed buffer (owned), with its size */
     size_t *packed_bytes;
     int n_packed;

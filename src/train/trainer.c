@@ -42,7 +42,8 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
     o->targets = "q,v";
     o->val_split = 0.0;
     o->data.max_len = 256;
-    o->lr = method == CT_METHOD_LORA ? 2e-4f : 5e-5f;
+    o->lr = method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
+    o->checkpointing = method == CT_METHOD_QLORA;
     o->beta1 = 0.9f;
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
@@ -53,6 +54,10 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
     o->log_every = 1;
     o->seed = 42;
     o->progress = isatty(2);
+}
+
+static const char *method_name(ct_method m) {
+    return m == CT_METHOD_QLORA ? "qlora" : m == CT_METHOD_LORA ? "lora" : "full";
 }
 
 /* ---- targets ------------------------------------------------------------------ */
@@ -228,7 +233,7 @@ static ct_status train_step(run *r, double *loss, double *gnorm, float *lr, size
 /* ---- outputs ------------------------------------------------------------------------ */
 
 static ct_status save_weights(run *r, const char *dir) {
-    if (r->o->method == CT_METHOD_LORA) return ct__lora_save(r->t, dir, r->m->path);
+    if (r->o->method != CT_METHOD_FULL) return ct__lora_save(r->t, dir, r->m->path);
     return ct__save_full(r->t, dir);
 }
 
@@ -256,7 +261,7 @@ static ct_status save_checkpoint(run *r) {
                        "  \"method\": \"%s\"\n}\n",
                        r->step, r->total, r->step / r->spe, n, isfinite(r->best_val) ? r->best_val : -1.0,
                        r->best_step, r->bad_evals, (unsigned long long)r->o->seed,
-                       r->o->method == CT_METHOD_LORA ? "lora" : "full");
+                       method_name(r->o->method));
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if ((s = ct__write_file_atomic(path, js, (size_t)len))) return s;
     /* the weights in their usable form too, so a checkpoint is also a result */
@@ -296,14 +301,14 @@ static ct_status load_checkpoint(run *r, const char *dir) {
     ct__json_get_int(j, "seed", &seed);
     ct__json_get_num(j, "best_val_loss", &best);
     const char *meth = ct__json_get_str(j, "method");
-    int meth_ok = meth && !strcmp(meth, r->o->method == CT_METHOD_LORA ? "lora" : "full");
+    int meth_ok = meth && !strcmp(meth, method_name(r->o->method));
     ct__json_free(j);
     size_t n;
     float *p = ct__tm_params(r->t, &n);
     if (step < 0 || np != (int64_t)n || !meth_ok)
         return ct__err(CT_ERR_FORMAT, "%s: this checkpoint does not belong to this run (%s, %lld parameters; this "
                        "run trains %zu with --method %s)", path, meth ? meth : "?", (long long)np, n,
-                       r->o->method == CT_METHOD_LORA ? "lora" : "full");
+                       method_name(r->o->method));
     if ((uint64_t)seed != r->o->seed)
         ct__log(CT_LOG_WARN, "%s: the checkpoint was made with --seed %lld, this run uses %llu", path,
                 (long long)seed, (unsigned long long)r->o->seed);
@@ -395,12 +400,13 @@ static ct_status setup(run *r, ct_train_result *res) {
     int longest = st.max_tokens > sv.max_tokens ? st.max_tokens : sv.max_tokens;
     int micro = o->micro_batch > 0 ? o->micro_batch : o->batch;
     r->micro = micro;
-    ct__tm_opts to = {.method = o->method == CT_METHOD_LORA ? CT_TM_LORA : CT_TM_FULL,
+    ct__tm_opts to = {.method = o->method == CT_METHOD_FULL ? CT_TM_FULL : CT_TM_LORA,
+                      .base_nf4 = o->method == CT_METHOD_QLORA,
                       .lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
                       .rslora = o->rslora, .max_seq = longest, .max_rows = micro * longest,
                       .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed,
                       .bf16 = o->bf16};
-    if (o->method == CT_METHOD_LORA && (s = parse_targets(o->targets, g->arch, &to.lora_targets))) return s;
+    if (o->method != CT_METHOD_FULL && (s = parse_targets(o->targets, g->arch, &to.lora_targets))) return s;
     if ((s = ct__tm_create(m, &to, &r->t))) return s;
     size_t n;
     ct__tm_params(r->t, &n);
@@ -443,7 +449,8 @@ static ct_status setup(run *r, ct_train_result *res) {
         }
         fprintf(stderr, "%s: %lld trainable parameters (%.3f%% of %lld), %d steps (%d per epoch), batch %d, "
                 "micro-batch %d, activations %.1f MiB\n",
-                o->method == CT_METHOD_LORA ? "LoRA" : "full fine-tuning", (long long)res->trainable,
+                o->method == CT_METHOD_QLORA ? "QLoRA (NF4 base)" : o->method == CT_METHOD_LORA ? "LoRA" : "full fine-tuning",
+                (long long)res->trainable,
                 100.0 * (double)res->trainable / (double)ct_model_n_params(m), (long long)ct_model_n_params(m),
                 r->total, r->spe, o->batch, micro, ct__tm_act_bytes(r->t) / 1048576.0);
     }

@@ -32,6 +32,16 @@ if awk -v a="$p0" -v b="$p1" 'BEGIN{exit !(b < 0.8 * a)}'; then pass; else fail 
 if "$CTUNE" generate "$BIN" --tokenizer "$TOK" --adapter "$TMP/lora" -p "ROMEO:" -n 20 >"$TMP/gen.txt" 2>&1; then pass
 else fail "generate --adapter: $(cat "$TMP/gen.txt")"; fi
 
+# 1b. QLoRA (the same run over a 4-bit NF4 base, checkpointing on by default):
+# the validation loss falls and ends within 3% of LoRA's
+if "$CTUNE" train "$BIN" "${COMMON[@]}" --method qlora --targets all-linear --r 8 --lr 2e-3 --max-steps 40 \
+     --eval-every 20 -o "$TMP/qlora" >"$TMP/qlora.log" 2>&1; then pass; else fail "qlora run: $(tail -3 "$TMP/qlora.log")"; fi
+q2=$(grep -o '"val_loss": [0-9.]*' "$TMP/qlora/metrics.jsonl" | tail -1 | awk '{print $2}')
+echo "final validation loss: LoRA $v2, QLoRA $q2"
+if awk -v a="$v2" -v b="$q2" 'BEGIN{exit !(b < a * 1.03 && b > a * 0.97)}'; then pass
+else fail "QLoRA val loss $q2 not within 3% of LoRA's $v2"; fi
+grep -q "QLoRA (NF4 base)" "$TMP/qlora.log" && pass || fail "qlora summary line: $(head -4 "$TMP/qlora.log")"
+
 # 2. kill -9 part-way, resume, same bytes as an uninterrupted run
 RUN=(--method lora --r 4 --dropout 0.1 --lr 1e-3 --warmup 5 --max-steps 240 --save-every 40 --eval-every 60)
 "$CTUNE" train "$BIN" "${COMMON[@]}" "${RUN[@]}" -o "$TMP/full_run" >"$TMP/full_run.log" 2>&1 ||
