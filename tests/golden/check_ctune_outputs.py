@@ -30,32 +30,35 @@ def logits_of(model, seqs):
     return np.concatenate(out, 0)
 
 
-def compare(label, got, path):
-    want = np.fromfile(path, dtype="<f4").reshape(got.shape)
-    rel = np.abs(got - want).max() / np.abs(want).max()
-    ok = rel <= TOL
-    print(f"{label}: max |diff| / max |logit| = {rel:.2e} ({'ok' if ok else 'FAIL'}, tol {TOL})")
-    return ok
+def compare(label, got, path, failures):
+    want = np.fromfile(path, dtype="<f4")
+    if want.size != got.size:
+        failures.append(f"{label}: {path} holds {want.size} floats, expected {got.size}")
+        return
+    rel = np.abs(got - want.reshape(got.shape)).max() / np.abs(want).max()
+    print(f"{label}: max |diff| / max |logit| = {rel:.2e} (tol {TOL})")
+    if not rel <= TOL:
+        failures.append(f"{label}: relative logit difference {rel:.2e} > {TOL}")
 
 
 def main():
     ref, out = sys.argv[1], sys.argv[2]
     seqs = json.load(open(f"{ref}/batch.json"))["seqs"]
-    ok = True
+    failures = []
     for name in ("llama", "gpt2"):
         base = AutoModelForCausalLM.from_pretrained(f"{ref}/{name}", dtype=torch.float32).eval()
         peft_model = PeftModel.from_pretrained(base, f"{out}/{name}.ctune_lora").eval()
-        ok &= compare(f"{name}: PEFT with ctune's adapter", logits_of(peft_model, seqs),
-                      f"{out}/{name}.ctune_lora.logits.f32")
+        compare(f"{name}: PEFT with ctune's adapter", logits_of(peft_model, seqs),
+                f"{out}/{name}.ctune_lora.logits.f32", failures)
         full, info = AutoModelForCausalLM.from_pretrained(f"{out}/{name}.ctune_full", dtype=torch.float32,
                                                           output_loading_info=True)
         bad = [k for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]
         if bad:
-            print(f"{name}: transformers loading ctune's model: {[(k, info[k]) for k in bad]}")
-            ok = False
-        ok &= compare(f"{name}: transformers with ctune's fully fine-tuned model", logits_of(full.eval(), seqs),
-                      f"{out}/{name}.ctune_full.logits.f32")
-    sys.exit(0 if ok else 1)
+            failures.append(f"{name}: transformers loading ctune's model: {[(k, info[k]) for k in bad]}")
+        compare(f"{name}: transformers with ctune's fully fine-tuned model", logits_of(full.eval(), seqs),
+                f"{out}/{name}.ctune_full.logits.f32", failures)
+    if failures:
+        raise SystemExit("check_ctune_outputs: " + "; ".join(failures))
 
 
 if __name__ == "__main__":
