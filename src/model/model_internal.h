@@ -76,6 +76,9 @@ struct ct_ctx {
  * against m->cfg (names per m->naming). Fills n_params and weight_bytes. */
 ct_status ct__model_map_weights(ct_model *m);
 
+/* Rows [r0, r0+n) of W as a view (same dtype and row stride). */
+ct_mat ct__mat_rows(const ct_mat *W, int r0, int n);
+
 /* forward.c: run T <= c->n_batch tokens at positions c->pos.. (ids already
  * range-checked); writes logits (T, V) when all_logits, else (1, V) for the
  * last token, none when logits is NULL. Advances c->pos. */

@@ -144,7 +144,7 @@ static ct_status get_vec(wb *b, const char *name, int64_t n, int optional, const
 }
 
 /* Row view [r0, r0+n) of W. */
-static ct_mat mat_rows(const ct_mat *W, int r0, int n) {
+ct_mat ct__mat_rows(const ct_mat *W, int r0, int n) {
     ct_mat v = *W;
     v.rows = n;
     v.data = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
@@ -211,9 +211,9 @@ static ct_status map_gpt2_layer(wb *b, int l, ct__layer *L) {
     TRY(get_mat(b, nm(b, "h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", l), 3 * C, C, cv, 0, &qkv));
     TRY(get_vec(b, nm(b, "h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", l), 3 * C, 0, &bqkv));
     /* the fused (3C, C) rows are q, then k, then v */
-    L->wq = mat_rows(&qkv, 0, C);
-    L->wk = mat_rows(&qkv, C, C);
-    L->wv = mat_rows(&qkv, 2 * C, C);
+    L->wq = ct__mat_rows(&qkv, 0, C);
+    L->wk = ct__mat_rows(&qkv, C, C);
+    L->wv = ct__mat_rows(&qkv, 2 * C, C);
     L->bq = bqkv;
     L->bk = bqkv + C;
     L->bv = bqkv + 2 * C;

@@ -48,6 +48,7 @@
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512BF16__)
 #include <immintrin.h>
+#include "tensor/gemm_tile.h"
 #define BF16_AVX512 1
 #endif
 
@@ -174,11 +175,8 @@ static void kernel(int kp, const uint32_t *a, const uint32_t *b, float *C, size_
     __m512 acc[MR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    /* C's lines (often in L3 or DRAM: the update would wait on them) */
-    for (int r = 0; r < mr; r++) {
-        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T1);
-        _mm_prefetch((const char *)(C + r * ldc + 16), _MM_HINT_T1);
-    }
+    _Static_assert((int)MR == (int)CT_TILE_MR && (int)NR == 32, "the shared tile store is 8 x 32");
+    ct__tile_prefetch_c(C, ldc, mr);
 #pragma GCC unroll 2
     for (int k = 0; k < kp; k++, a += MR, b += NR) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b);
@@ -190,21 +188,7 @@ static void kernel(int kp, const uint32_t *a, const uint32_t *b, float *C, size_
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
         }
     }
-    const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++, C += ldc) {
-        if (r >= mr) break;
-        if (beta == 0.0f) {
-            _mm512_mask_storeu_ps(C, m0, _mm512_mul_ps(va, acc[r][0]));
-            _mm512_mask_storeu_ps(C + 16, m1, _mm512_mul_ps(va, acc[r][1]));
-        } else {
-            __m512 o0 = _mm512_maskz_loadu_ps(m0, C), o1 = _mm512_maskz_loadu_ps(m1, C + 16);
-            _mm512_mask_storeu_ps(C, m0, _mm512_fmadd_ps(va, acc[r][0], _mm512_mul_ps(vb, o0)));
-            _mm512_mask_storeu_ps(C + 16, m1, _mm512_fmadd_ps(va, acc[r][1], _mm512_mul_ps(vb, o1)));
-        }
-    }
+    ct__tile_store(acc, C, ldc, mr, nr, alpha, beta);
 }
 #else
 static inline float bf_lo(uint32_t w) { uint32_t u = w << 16; float f; memcpy(&f, &u, 4); return f; }

@@ -63,25 +63,14 @@ ct_status ct__lora_save(ct__tmodel *t, const char *dir, const char *base_model) 
         for (int i = 0; i < c.n_targets; i++) dup |= strcmp(c.targets[i], nm) == 0;
         if (!dup) snprintf(c.targets[c.n_targets++], sizeof c.targets[0], "%s", nm);
     }
-    ct__st_out *outs = ct__calloc((size_t)t->n_ptab, sizeof *outs);
-    float *buf = ct__malloc((t->n_params ? t->n_params : 1) * sizeof(float));
-    if (!outs || !buf) {
-        free(outs);
-        free(buf);
-        return ct__err(CT_ERR_NOMEM, "%s: out of memory saving the adapter", dir);
-    }
-    for (int i = 0; i < t->n_ptab; i++) {
-        const ct__tparam *p = &t->ptab[i];
-        ct__tm_param_to_file(t, p, t->params + p->off, buf + p->off);
-        outs[i] = (ct__st_out){.name = p->name, .dtype = CT_DT_F32, .ndim = p->ndim,
-                               .shape = {p->shape[0], p->shape[1]}, .src = buf + p->off};
-    }
+    float *buf;
+    ct__st_out *outs = ct__tm_file_tensors(t, &buf);
+    if (!outs) return ct__err(CT_ERR_NOMEM, "%s: out of memory saving the adapter", dir);
     char *path = ct__path_join(dir, "adapter_model.safetensors");
     s = path ? ct__st_write(path, outs, t->n_ptab, "{\"format\":\"pt\"}")
              : ct__err(CT_ERR_NOMEM, "out of memory");
     free(path);
-    free(outs);
-    free(buf);
+    ct__tm_file_tensors_free(t, outs, buf);
     if (s) return s;
     return ct__peft_config_write(dir, &c);
 }

@@ -11,13 +11,6 @@
 #include "train/lora_io.h"
 #include "train/tmodel_internal.h"
 
-static ct_mat rows_of(const ct_mat *W, int r0, int n) {
-    ct_mat v = *W;
-    v.rows = n;
-    v.data = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
-    return v;
-}
-
 ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
     if (!m || !dir) return ct__err(CT_ERR_ARG, "ct_model_apply_adapter: model or directory NULL");
     ct__tm_opts o = {.max_rows = 1, .max_seq = 1, .n_threads = 1};
@@ -48,9 +41,9 @@ ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
                              .row_bytes = (size_t)L->in * sizeof(float), .act_q8 = (uint8_t)(m->q8_act != 0)};
             if (m->cfg.arch == CT_ARCH_GPT2 && i == LIN_Q) {
                 int C = m->cfg.dim;
-                S->wq = rows_of(&merged, 0, C);
-                S->wk = rows_of(&merged, C, C);
-                S->wv = rows_of(&merged, 2 * C, C);
+                S->wq = ct__mat_rows(&merged, 0, C);
+                S->wk = ct__mat_rows(&merged, C, C);
+                S->wv = ct__mat_rows(&merged, 2 * C, C);
             } else {
                 *dst[i] = merged;
             }

@@ -51,22 +51,11 @@ ct_status ct__save_full(ct__tmodel *t, const char *dir) {
         }
         if (s) return s;
     }
-    ct__st_out *outs = ct__calloc((size_t)t->n_ptab, sizeof *outs);
-    float *buf = ct__alloc_big((t->n_params ? t->n_params : 1) * sizeof(float));
-    if (!outs || !buf) {
-        free(outs);
-        if (buf) ct__free_big(buf, (t->n_params ? t->n_params : 1) * sizeof(float));
-        return ct__err(CT_ERR_NOMEM, "%s: out of memory saving the model", dir);
-    }
-    for (int i = 0; i < t->n_ptab; i++) {
-        const ct__tparam *p = &t->ptab[i];
-        ct__tm_param_to_file(t, p, t->params + p->off, buf + p->off);
-        outs[i] = (ct__st_out){.name = p->name, .dtype = CT_DT_F32, .ndim = p->ndim,
-                               .shape = {p->shape[0], p->shape[1]}, .src = buf + p->off};
-    }
+    float *buf;
+    ct__st_out *outs = ct__tm_file_tensors(t, &buf);
+    if (!outs) return ct__err(CT_ERR_NOMEM, "%s: out of memory saving the model", dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     s = ct__st_write(path, outs, t->n_ptab, "{\"format\":\"pt\"}");
-    free(outs);
-    ct__free_big(buf, (t->n_params ? t->n_params : 1) * sizeof(float));
+    ct__tm_file_tensors_free(t, outs, buf);
     return s;
 }

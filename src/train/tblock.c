@@ -44,10 +44,7 @@ static uint64_t drop_seed(const ct__tmodel *t, int l, int i) {
  * the mapped F32 base, or the base dequantized into t->wdeq. ld: row stride. */
 static const float *lin_weight(ct__tmodel *t, const ct__tlin *L, int *ld) {
     if (L->w) { *ld = L->in; return L->w; }
-    if (L->base.dtype == CT_DT_F32) { *ld = (int)(L->base.row_bytes / sizeof(float)); return L->base.data; }
-    for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, t->wdeq + (size_t)r * L->in);
-    *ld = L->in;
-    return t->wdeq;
+    return ct__mat_f32(&L->base, t->wdeq, ld);
 }
 
 static void add_bias(float *y, const float *b, int N, int out) {
@@ -120,10 +117,6 @@ static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const 
     }
 }
 
-static void add_inplace(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 static ct__attn_shape attn_shape(const ct__tmodel *t, const ct__tm_batch *b) {
     const ct_config *g = t->cfg;
     int gpt2 = g->arch == CT_ARCH_GPT2;
@@ -148,7 +141,7 @@ static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
         lin_fwd(t, &k->lin[LIN_Q], A->q, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
         ct__attention_fwd(A->att, A->probs, A->q, A->q + C, A->q + 2 * C, &as, t->pool);
         lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
-        add_inplace(A->mid, x, (size_t)N * C);
+        ct__residual_forward(A->mid, x, N * C);
         ct__layernorm_fwd(A->h2, A->mu2, A->rs2, A->mid, k->n2w.w, k->n2b.w, N, C, g->norm_eps, t->pool);
         lin_fwd(t, &k->lin[LIN_UP], A->g, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
         ct__gelu_fwd(A->a, A->g, (size_t)N * H, t->pool);
@@ -162,14 +155,14 @@ static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
                        g->rope_style, 0);
         ct__attention_fwd(A->att, A->probs, A->q, A->k, A->v, &as, t->pool);
         lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
-        add_inplace(A->mid, x, (size_t)N * C);
+        ct__residual_forward(A->mid, x, N * C);
         ct__rmsnorm_fwd(A->h2, A->rs2, A->mid, k->n2w.w, N, C, g->norm_eps, t->pool);
         lin_fwd(t, &k->lin[LIN_GATE], A->g, A->h2, A->xa[LIN_GATE], N, drop_seed(t, l, LIN_GATE));
         lin_fwd(t, &k->lin[LIN_UP], A->u, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
         ct__swiglu_fwd(A->a, A->g, A->u, (size_t)N * H, t->pool);
     }
     lin_fwd(t, &k->lin[LIN_DOWN], y, A->a, A->xa[LIN_DOWN], N, drop_seed(t, l, LIN_DOWN));
-    add_inplace(y, A->mid, (size_t)N * C);
+    ct__residual_forward(y, A->mid, N * C);
 }
 
 /* t->dres: gradient of res[l+1] in, of res[l] out. */
@@ -223,7 +216,7 @@ static void embed_fwd(ct__tmodel *t, const ct__tm_batch *b) {
         ct__mat_row_f32(&t->m->tok_emb, b->ids[i], o);
         if (g->arch == CT_ARCH_GPT2) {
             ct__mat_row_f32(&t->m->pos_emb, t->pos[i], row);
-            add_inplace(o, row, (size_t)C);
+            ct__residual_forward(o, row, C);
         }
     }
 }
@@ -233,10 +226,8 @@ static const float *head_weight(ct__tmodel *t, int *ld, int need_f32) {
     const ct_mat *W = &t->m->output;
     *ld = t->cfg->dim;
     if (t->whead) return t->whead;
-    if (W->dtype == CT_DT_F32) { *ld = (int)(W->row_bytes / sizeof(float)); return W->data; }
-    if (!need_f32) return NULL;
-    for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, t->wdeq + (size_t)r * W->cols);
-    return t->wdeq;
+    if (W->dtype != CT_DT_F32 && !need_f32) return NULL;
+    return ct__mat_f32(W, t->wdeq, ld);
 }
 
 /* Final norm output t->hf → loss; backward: t->dh = d hf, head weight gradient.

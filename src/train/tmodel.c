@@ -181,6 +181,29 @@ void ct__tm_param_to_file(const ct__tmodel *t, const ct__tparam *p, const float 
     }
 }
 
+ct__st_out *ct__tm_file_tensors(const ct__tmodel *t, float **buf) {
+    ct__st_out *outs = ct__calloc((size_t)(t->n_ptab ? t->n_ptab : 1), sizeof *outs);
+    *buf = ct__alloc_big((t->n_params ? t->n_params : 1) * sizeof(float));
+    if (!outs || !*buf) {
+        free(outs);
+        if (*buf) ct__free_big(*buf, (t->n_params ? t->n_params : 1) * sizeof(float));
+        *buf = NULL;
+        return NULL;
+    }
+    for (int i = 0; i < t->n_ptab; i++) {
+        const ct__tparam *p = &t->ptab[i];
+        ct__tm_param_to_file(t, p, t->params + p->off, *buf + p->off);
+        outs[i] = (ct__st_out){.name = p->name, .dtype = CT_DT_F32, .ndim = p->ndim,
+                               .shape = {p->shape[0], p->shape[1]}, .src = *buf + p->off};
+    }
+    return outs;
+}
+
+void ct__tm_file_tensors_free(const ct__tmodel *t, ct__st_out *outs, float *buf) {
+    free(outs);
+    if (buf) ct__free_big(buf, (t->n_params ? t->n_params : 1) * sizeof(float));
+}
+
 void ct__tm_param_from_file(const ct__tmodel *t, const ct__tparam *p, const float *file, float *ours) {
     int64_t rows = p->transposed ? p->shape[1] : p->shape[0];
     int64_t cols = p->ndim == 2 ? (p->transposed ? p->shape[0] : p->shape[1]) : 1;
@@ -437,8 +460,7 @@ static void *pack_one(ct__tmodel *t, int tb, int K, int N, const float *B, int l
     return dst;
 }
 
-/* W (out, in) as f32: the mapped data for F32, else dequantized into tmp. */
-static const float *mat_f32(const ct_mat *W, float *tmp, int *ld) {
+const float *ct__mat_f32(const ct_mat *W, float *tmp, int *ld) {
     if (W->dtype == CT_DT_F32) { *ld = (int)(W->row_bytes / sizeof(float)); return W->data; }
     for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, tmp + (size_t)r * W->cols);
     *ld = W->cols;
@@ -463,14 +485,14 @@ static ct_status prepack_frozen(ct__tmodel *t) {
             ct__tlin *L = &t->blk[l].lin[i];
             if (!L->out || L->w || L->nf4) continue;
             int ld;
-            const float *W = mat_f32(&L->base, tmp, &ld);
+            const float *W = ct__mat_f32(&L->base, tmp, &ld);
             L->pk_fwd = pack_one(t, 1, L->in, L->out, W, ld);
             L->pk_bwd = pack_one(t, 0, L->out, L->in, W, ld);
             if (!L->pk_fwd || !L->pk_bwd) s = CT_ERR_NOMEM;
         }
     if (!s && !t->whead) {
         int ld;
-        const float *W = mat_f32(&t->m->output, tmp, &ld);
+        const float *W = ct__mat_f32(&t->m->output, tmp, &ld);
         t->pk_head_fwd = pack_one(t, 1, g->dim, g->vocab_size, W, ld);
         t->pk_head_bwd = pack_one(t, 0, g->vocab_size, g->dim, W, ld);
         if (!t->pk_head_fwd || !t->pk_head_bwd) s = CT_ERR_NOMEM;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ctune/model.h"
+#include "formats/st_write.h"
 #include "tensor/ops.h"
 
 typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1 } ct__tm_method;
@@ -101,6 +102,12 @@ size_t ct__tm_act_bytes(const ct__tmodel *t);
  * file: numel floats in the file's layout. */
 void ct__tm_param_to_file(const ct__tmodel *t, const ct__tparam *p, const float *ours, float *file);
 void ct__tm_param_from_file(const ct__tmodel *t, const ct__tparam *p, const float *file, float *ours);
+
+/* Every trainable tensor in the file layout, ready for ct__st_write (F32):
+ * the array (n_ptab entries) and *buf (their data) are the caller's, freed
+ * with ct__tm_file_tensors_free. NULL when out of memory. */
+ct__st_out *ct__tm_file_tensors(const ct__tmodel *t, float **buf);
+void ct__tm_file_tensors_free(const ct__tmodel *t, ct__st_out *outs, float *buf);
 
 /* The LoRA scale (alpha/r or alpha/sqrt(r)). */
 float ct__tm_lora_scale(const ct__tmodel *t);

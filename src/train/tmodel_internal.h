@@ -104,6 +104,10 @@ struct ct__tmodel {
     int training;              /* dropout on (set by ct__tm_run's backward flag) */
 };
 
+/* tmodel.c: W (out, in) as f32 — the mapped data for F32 (*ld its row
+ * stride), else dequantized into tmp (out*in floats, *ld = in). */
+const float *ct__mat_f32(const ct_mat *W, float *tmp, int *ld);
+
 /* tblock.c */
 ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits,
                                   double *loss_sum);
