@@ -135,6 +135,7 @@ typedef struct {
     mbuf mb;
     int spe, total;            /* steps per epoch, total steps */
     int micro;                 /* examples per micro-batch */
+    int fault_nan_step;        /* test hook: CTUNE_FAULT_NAN_STEP=S poisons step S's gradient */
     int step;                  /* steps done */
     double best_val;
     int best_step, bad_evals;
@@ -213,9 +214,7 @@ static ct_status train_step(run *r, double *loss, double *gnorm, float *lr, size
     *loss = targets ? sum / (double)targets : 0;
     size_t n;
     float *p = ct__tm_params(r->t, &n), *g = ct__tm_grads(r->t);
-    /* test hook (tests/e2e/test_train_cli.sh): CTUNE_FAULT_NAN_STEP=S poisons step S's gradient */
-    const char *fault = getenv("CTUNE_FAULT_NAN_STEP");
-    if (fault && atoi(fault) == r->step + 1 && n) g[0] = NAN;
+    if (r->fault_nan_step == r->step + 1 && n) g[0] = NAN; /* test hook, see setup() */
     *gnorm = ct__grad_norm(g, n);
     *lr = ct__lr_at(&r->ao, r->step);
     if (!isfinite(*loss) || !isfinite(*gnorm))
@@ -400,6 +399,8 @@ static ct_status setup(run *r, ct_train_result *res) {
     int longest = st.max_tokens > sv.max_tokens ? st.max_tokens : sv.max_tokens;
     int micro = o->micro_batch > 0 ? o->micro_batch : o->batch;
     r->micro = micro;
+    const char *fault = getenv("CTUNE_FAULT_NAN_STEP"); /* tests/e2e/test_train_cli.sh */
+    r->fault_nan_step = fault ? atoi(fault) : 0;
     ct__tm_opts to = {.method = o->method == CT_METHOD_FULL ? CT_TM_FULL : CT_TM_LORA,
                       .base_nf4 = o->method == CT_METHOD_QLORA,
                       .lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
