@@ -28,6 +28,8 @@ typedef enum {
     CT_DT_I32,
     CT_DT_I64,
     CT_DT_F64,
+    CT_DT_NF4,  /* bitsandbytes 4-bit (NF4/FP4) in blocks of 64 over the flattened matrix;
+                   a ct_mat of this type describes its arrays in ct_mat.q4 */
     CT_DT_COUNT
 } ct_dtype;
 

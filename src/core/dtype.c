@@ -26,9 +26,10 @@ static const dtype_info k_info[CT_DT_COUNT] = {
     [CT_DT_I32] = {"I32", 1, 4},
     [CT_DT_I64] = {"I64", 1, 8},
     [CT_DT_F64] = {"F64", 1, 8},
+    [CT_DT_NF4] = {"NF4", 64, 32},           /* codes only: scales live beside them (ct_nf4_mat) */
 };
 
-_Static_assert(CT_DT_COUNT == 12, "update k_info when adding a dtype");
+_Static_assert(CT_DT_COUNT == 13, "update k_info when adding a dtype");
 
 static int valid(ct_dtype t) { return (int)t >= 0 && t < CT_DT_COUNT; }
 

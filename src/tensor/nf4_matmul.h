@@ -25,7 +25,7 @@
 /* A 4-bit matrix as bitsandbytes / Hugging Face store it (blocksize 64 over
  * the row-major flattening, so a row may start mid-block unless in % 64 == 0;
  * any shape works, in % 64 == 0 takes the vector paths). Not owned. */
-typedef struct {
+typedef struct ct_nf4_mat {
     int rows, cols;              /* out, in */
     const uint8_t *packed;       /* ((rows*cols + 1) / 2,) element 2k in the high nibble */
     const float *absmax;         /* (nb,) f32 block scales; NULL with double quantization: */

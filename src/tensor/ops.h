@@ -31,6 +31,7 @@ void ct__pool_run(ct_pool *p, ct_task_fn fn, void *ctx);
 void *ct__pool_scratch(ct_pool *p, int ith, size_t bytes);
 
 /* ---- weight matrix ----------------------------------------------------- */
+struct ct_nf4_mat; /* src/tensor/nf4_matmul.h */
 typedef struct {
     ct_dtype dtype;   /* F32, F16, BF16, Q8_0, Q4_0, Q4_1 */
     int rows;         /* out features */
@@ -41,6 +42,8 @@ typedef struct {
                          (llama.cpp's way: faster, not exact); 0 (what a
                          zeroed ct_mat has): x stays f32, results match an
                          f32 product of the dequantized matrix */
+    const struct ct_nf4_mat *q4; /* CT_DT_NF4: codes, scales and type (data = q4->packed,
+                                    row_bytes 0: a row may start mid-byte); else NULL */
 } ct_mat;
 
 /* Dequantize row r of W into out (cols,). */
