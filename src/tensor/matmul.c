@@ -16,6 +16,12 @@
  * Scratch comes from ct__pool_scratch, sized before the threads start, so a
  * call allocates only the first time a bigger matrix is seen. If that growth
  * fails, the call falls back to the slow single-threaded reference.
+ * - NF4 (bitsandbytes 4-bit, W->q4): the fused dequant+GEMM of
+ *   src/tensor/nf4_matmul.c (f32 products), bias added after. A row view
+ *   whose first element is not on a 64-block boundary (or, with double
+ *   quantization, not on a 256-block group of scales) cannot be handed to it
+ *   as a ct_nf4_mat; such views run the tile path above, rows dequantized
+ *   by ct__dequant_range.
  *
  * Left out: threading along T or K (rows are enough for every model shape we
  * run), OpenBLAS inside ct__matmul (on this machine its sgemm only matches the
@@ -24,6 +30,7 @@
 #include <string.h>
 #include "core/internal.h"
 #include "tensor/matmul_kern.h"
+#include "tensor/nf4_matmul.h"
 
 
 static int g_force_path = CT_MM_AUTO;
@@ -286,6 +293,7 @@ static void gemm_r8_task(void *ctx, int ith, int nth) {
  * rows of x); with act_q8, the 8-bit row dots only win at T = 1 and the Q4
  * integer tiles from T = 4 to 31. */
 int ct__matmul_path(const ct_mat *W, int T) {
+    if (W->dtype == CT_DT_NF4) return CT_MM_GEMM; /* when the fused kernel cannot take it (nf4_sub) */
     int q = is_q(W->dtype), q4 = ct__mm_q8t_dtype(W->dtype), p = g_force_path;
     if (p == CT_MM_AUTO) {
         if (q && W->act_q8 && T <= CT_MM_Q8_GEMV_MAX_T) p = CT_MM_GEMV_Q8;
@@ -320,7 +328,50 @@ static size_t xq_row_bytes(const ct_mat *W, int path, int T) {
 }
 static size_t xq_bytes(const ct_mat *W, int T, int path) { return xq_row_bytes(W, path, T) * (size_t)T; }
 
+/* ---- NF4 ------------------------------------------------------------------ */
+/* Per-thread scratch of the fused NF4 kernels (nf4_matmul.c: packed A and B
+ * blocks and a tile, (MC + NC + 8) * KW 32-bit words, MC 128, NC 1536, KW 256). */
+#define NF4_SCRATCH_FLOATS ((size_t)(128 + 1536 + 8) * 256)
+
+/* The ct_nf4_mat of W's rows (a view of W->q4 shifted to the view's first
+ * element). 0 when the view does not start on a block (or nested group)
+ * boundary. */
+static int nf4_sub(const ct_mat *W, ct_nf4_mat *sub) {
+    const ct_nf4_mat *q = W->q4;
+    const int64_t e0 = 2 * (int64_t)((const uint8_t *)W->data - q->packed);
+    *sub = *q;
+    sub->rows = W->rows;
+    if (e0 == 0) return 1;
+    const int64_t b0 = e0 / CT_NF4_BLOCK;
+    if (e0 % CT_NF4_BLOCK || (!q->absmax && b0 % CT_NF4_NESTED_BLOCK)) return 0;
+    sub->packed = q->packed + e0 / 2;
+    if (q->absmax) sub->absmax = q->absmax + b0;
+    else {
+        sub->qabsmax = q->qabsmax + b0;
+        sub->nested_absmax = q->nested_absmax + b0 / CT_NF4_NESTED_BLOCK;
+    }
+    return 1;
+}
+
+/* 1 when done by the fused kernel; 0: the caller runs the generic path. */
+static int nf4_matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
+    ct_nf4_mat sub;
+    if (!nf4_sub(W, &sub)) return 0;
+    ct_status s = ct__nf4_matmul_xwt(y, x, &sub, T, 0.0f, 0, pool);
+    if (s != CT_OK) {
+        ct__log(CT_LOG_WARN, "matmul: %s; using the slow reference", ct_errmsg());
+        ct__matmul_ref(y, x, W, bias, T);
+        return 1;
+    }
+    if (bias)
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < W->rows; r++) y[(size_t)t * W->rows + r] += bias[r];
+    return 1;
+}
+
 size_t ct__matmul_scratch(const ct_mat *W, int T) {
+    ct_nf4_mat sub;
+    if (W->dtype == CT_DT_NF4 && nf4_sub(W, &sub)) return NF4_SCRATCH_FLOATS;
     int path = ct__matmul_path(W, T);
     size_t b = work_bytes(W, path, T, 1) + xq_bytes(W, T, path);
     return (b + sizeof(float) - 1) / sizeof(float);
@@ -342,16 +393,11 @@ static int same_kind(const ct_mat *a, const ct_mat *b) {
     return a->dtype == b->dtype && a->cols == b->cols && a->act_q8 == b->act_q8;
 }
 
-void ct__matmul_n(int n, float *const *ys, const float *x, const ct_mat *const *Ws, const float *const *biases, int T,
-                  ct_pool *pool) {
-    enum { NMAX = 4 };
-    if (T <= 0 || n <= 0) return;
-    int ok = n <= NMAX;
-    for (int i = 1; i < n && ok; i++) ok = same_kind(Ws[0], Ws[i]);
-    if (!ok) {
-        for (int i = 0; i < n; i++) ct__matmul(ys[i], x, Ws[i], biases ? biases[i] : NULL, T, pool);
-        return;
-    }
+enum { NMAX = 4 };
+
+/* n <= NMAX matrices of the same kind through the paths above. */
+static void matmul_same(int n, float *const *ys, const float *x, const ct_mat *const *Ws, const float *const *biases,
+                        int T, ct_pool *pool) {
     const ct_mat *W = Ws[0];
     int path = ct__matmul_path(W, T), nth = ct__pool_size(pool);
     job jbs[NMAX];
@@ -397,8 +443,21 @@ void ct__matmul_n(int n, float *const *ys, const float *x, const ct_mat *const *
 
 void ct__matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
     if (T <= 0 || W->rows <= 0) return;
+    if (W->dtype == CT_DT_NF4 && nf4_matmul(y, x, W, bias, T, pool)) return;
     float *const ys[1] = {y};
     const ct_mat *const Ws[1] = {W};
     const float *const bs[1] = {bias};
-    ct__matmul_n(1, ys, x, Ws, bs, T, pool);
+    matmul_same(1, ys, x, Ws, bs, T, pool);
+}
+
+void ct__matmul_n(int n, float *const *ys, const float *x, const ct_mat *const *Ws, const float *const *biases, int T,
+                  ct_pool *pool) {
+    if (T <= 0 || n <= 0) return;
+    int ok = n <= NMAX;
+    for (int i = 0; i < n && ok; i++) ok = same_kind(Ws[0], Ws[i]) && Ws[i]->dtype != CT_DT_NF4 && Ws[i]->rows > 0;
+    if (!ok) { /* NF4 goes one matrix at a time through its fused kernel */
+        for (int i = 0; i < n; i++) ct__matmul(ys[i], x, Ws[i], biases ? biases[i] : NULL, T, pool);
+        return;
+    }
+    matmul_same(n, ys, x, Ws, biases, T, pool);
 }

@@ -11,13 +11,57 @@
 #include <string.h>
 #include "core/internal.h"
 #include "tensor/matmul_kern.h"
+#include "tensor/nf4_matmul.h"
 #include "tensor/quant.h"
 
 /* ---- element decoder --------------------------------------------------- */
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
+/* NF4 (bitsandbytes 4-bit, src/tensor/nf4_matmul.h): W->q4 describes the
+ * whole stored matrix, W->data points at the byte holding row 0 of this view
+ * (q4->packed for the matrix itself, further in for a row view such as
+ * GPT-2's q/k/v rows of c_attn), so element (r, j) is element
+ * e0 + r * cols + j of q4's flattening, e0 = 2 * (data - q4->packed).
+ * Its scale: absmax[b], or map[q[b]] * nested[b / 256] + offset (two f32
+ * roundings, ct__q4_double_dequant), b = e / 64. */
+static int64_t nf4_e0(const ct_mat *W) { return 2 * (int64_t)((const uint8_t *)W->data - W->q4->packed); }
+static float nf4_scale(const ct_nf4_mat *q, int64_t b) {
+    float am;
+    if (q->absmax) return q->absmax[b];
+    ct__q4_double_dequant(q->qabsmax + b, 1, q->nested_absmax + b / CT_NF4_NESTED_BLOCK, q->nested_map, q->offset, &am);
+    return am;
+}
+static float nf4_elem(const ct_mat *W, int r, int j) {
+    const ct_nf4_mat *q = W->q4;
+    const int64_t e = nf4_e0(W) + (int64_t)r * W->cols + j;
+    const uint8_t by = q->packed[e >> 1];
+    const int c = (e & 1) ? (by & 15) : (by >> 4);
+    return (q->type == CT_Q4_FP4 ? ct__fp4_map : ct__nf4_map)[c] * nf4_scale(q, e / CT_NF4_BLOCK);
+}
+
+static void nf4_range_f32(const ct_mat *W, int r, int k0, int n, float *out) {
+    const ct_nf4_mat *q = W->q4;
+    const int64_t e = nf4_e0(W) + (int64_t)r * W->cols + k0;
+    const float *tab = q->type == CT_Q4_FP4 ? ct__fp4_map : ct__nf4_map;
+    for (int i = 0; i < n;) {
+        const int64_t b = (e + i) / CT_NF4_BLOCK;
+        const int end = (b + 1) * CT_NF4_BLOCK - e < n ? (int)((b + 1) * CT_NF4_BLOCK - e) : n;
+        const float am = nf4_scale(q, b);
+        if (q->type == CT_Q4_NF4 && (e + i) % CT_NF4_BLOCK == 0 && end - i == CT_NF4_BLOCK) {
+            ct__nf4_dequant_row(q->packed + (e + i) / 2, &am, out + i, CT_NF4_BLOCK); /* AVX-512, same bits */
+            i = end;
+            continue;
+        }
+        for (; i < end; i++) {
+            const uint8_t by = q->packed[(e + i) >> 1];
+            out[i] = tab[((e + i) & 1) ? (by & 15) : (by >> 4)] * am;
+        }
+    }
+}
+
 /* W[r, j] as f32, straight from the stored bytes. */
 static float elem(const ct_mat *W, int r, int j) {
+    if (W->dtype == CT_DT_NF4) return nf4_elem(W, r, j);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
     const uint8_t *b;
     int i = j % 32, q;
@@ -40,8 +84,18 @@ static float elem(const ct_mat *W, int r, int j) {
     }
 }
 
-/* y (T, rows) = x (T, cols) @ W^T + bias: float accumulation in column order. */
+/* y (T, rows) = x (T, cols) @ W^T + bias: float accumulation in column order
+ * (NF4: double, the contract of the fused NF4 kernels' references). */
 void ct__matmul_ref(float *y, const float *x, const ct_mat *W, const float *bias, int T) {
+    if (W->dtype == CT_DT_NF4) {
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < W->rows; r++) {
+                double s = 0.0;
+                for (int j = 0; j < W->cols; j++) s += (double)nf4_elem(W, r, j) * x[(size_t)t * W->cols + j];
+                y[(size_t)t * W->rows + r] = (float)s + (bias ? bias[r] : 0.0f);
+            }
+        return;
+    }
     for (int t = 0; t < T; t++)
         for (int r = 0; r < W->rows; r++) {
             float s = 0.0f;
@@ -129,6 +183,7 @@ void ct__dot_rows_q_ref(const ct_mat *W, int r0, int nr, const void *xq, float *
 
 /* Uses quant.c's ct__dequant_row: the decoder the rest of the library uses. */
 void ct__dequant_range_ref(const ct_mat *W, int r, int k0, int n, float *out) {
+    if (W->dtype == CT_DT_NF4) { nf4_range_f32(W, r, k0, n, out); return; }
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
     size_t off;
     switch (W->dtype) {

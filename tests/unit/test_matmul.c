@@ -41,7 +41,7 @@ static int is_q4(ct_dtype t) { return t == CT_DT_Q4_0 || t == CT_DT_Q4_1; }
 
 /* A random (rows, cols) matrix stored as dt; *wf gets its decoded f32 values. */
 static ct_mat make_mat(ct_dtype dt, int rows, int cols, float **wf) {
-    ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt), 0};
+    ct_mat W = {dt, rows, cols, NULL, (size_t)cols / ct_dtype_block(dt) * ct_dtype_block_bytes(dt), 0, NULL};
     uint8_t *data = malloc(W.row_bytes * rows); /* no slack: ASan sees overreads */
     float *row = malloc(sizeof(float) * cols);
     *wf = malloc(sizeof(float) * (size_t)rows * cols);
@@ -337,7 +337,7 @@ static void check_dot_qf(ct_dtype dt, int rows, int cols) {
 static void check_path_choice(void) {
     for (size_t d = 0; d < sizeof DTYPES / sizeof *DTYPES; d++) {
         ct_dtype dt = DTYPES[d];
-        ct_mat W = {dt, 64, 64, NULL, 0, 0};
+        ct_mat W = {dt, 64, 64, NULL, 0, 0, NULL};
         int ok = 1;
         for (int T = 1; T <= 64; T++) {
             W.act_q8 = 0;
