@@ -10,6 +10,8 @@ static const char *USAGE =
     "usage: ctune train MODEL --data FILE --method full|lora|qlora -o OUTDIR [options]\n"
     "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
     "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
+    "  --base-dtype nf4|q8|bf16  qlora's frozen base: 4-bit NF4 (default, 0.52 bytes/weight),\n"
+    "                       8-bit Q8_0 (1.06) or bf16 (2); a model already stored so is used in place\n"
     "data:\n"
     "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
     "  --val FILE           validation data (else --val-split of --data)\n"
@@ -40,7 +42,7 @@ static const char *USAGE =
     "  --stop-after N       stop after N steps without writing the final output (to test --resume)\n";
 
 int cmd_train(int argc, char **argv) {
-    const char *path = NULL, *tokpath = NULL, *method = NULL;
+    const char *path = NULL, *tokpath = NULL, *method = NULL, *base = NULL;
     ct_train_opts o;
     ct_train_opts_default(&o, CT_METHOD_LORA);
     int lr_set = 0, ckpt_set = -1;
@@ -54,6 +56,7 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(a, "--data") && more) o.data_path = argv[++i];
         else if (!strcmp(a, "--val") && more) o.val_path = argv[++i];
         else if (!strcmp(a, "--method") && more) method = argv[++i];
+        else if (!strcmp(a, "--base-dtype") && more) base = argv[++i];
         else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) o.out_dir = argv[++i];
         else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
         else if (!strcmp(a, "--schedule") && more) o.schedule = argv[++i];
@@ -110,6 +113,16 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
     else if (!strcmp(method, "qlora")) o.method = CT_METHOD_QLORA;
     else { fprintf(stderr, "ctune train: --method %s: use full, lora or qlora\n", method); return 2; }
+    if (base) {
+        if (o.method != CT_METHOD_QLORA) {
+            fprintf(stderr, "ctune train: --base-dtype is for --method qlora (LoRA over a converted base)\n");
+            return 2;
+        }
+        if (!strcmp(base, "nf4")) o.base_dtype = CT_BASE_NF4;
+        else if (!strcmp(base, "q8")) o.base_dtype = CT_BASE_Q8;
+        else if (!strcmp(base, "bf16")) o.base_dtype = CT_BASE_BF16;
+        else { fprintf(stderr, "ctune train: --base-dtype %s: use nf4, q8 or bf16\n", base); return 2; }
+    }
     if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
     if (ckpt_set >= 0) o.checkpointing = ckpt_set;
     else o.checkpointing = o.method == CT_METHOD_QLORA; /* on by default for QLoRA */

@@ -107,3 +107,12 @@ int ct__rmtree(const char *path) {
 void ct__mfile_drop_pages(const ct_mfile *f) {
     if (f && f->data && f->size) madvise((void *)f->data, f->size, MADV_DONTNEED);
 }
+
+int ct__mfile_drop_range(const ct_mfile *f, const void *p, size_t n) {
+    if (!f || !f->data || !f->size || !p || !n) return 0;
+    const uintptr_t b = (uintptr_t)f->data, e = b + f->size, s = (uintptr_t)p;
+    if (s < b || s >= e) return 0;
+    const uintptr_t pg = 4096, lo = s & ~(pg - 1), hi = s + n > e ? e : s + n;
+    madvise((void *)lo, hi - lo, MADV_DONTNEED); /* whole pages: neighbours just fault back in */
+    return 1;
+}

@@ -46,6 +46,10 @@ void ct__mfile_close(ct_mfile *f);
 /* Give back the resident pages of a mapping whose contents were copied
  * elsewhere (RSS); reading it again later is still correct. */
 void ct__mfile_drop_pages(const ct_mfile *f);
+/* The same for the pages holding [p, p + n) when that lies in f's mapping
+ * (a matrix converted to another type); returns 1 if it did, 0 if p is not
+ * in f (owned memory is never touched). */
+int ct__mfile_drop_range(const ct_mfile *f, const void *p, size_t n);
 /* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
 ct_status ct__read_file(const char *path, char **out, size_t *len);
 int ct__file_exists(const char *path);

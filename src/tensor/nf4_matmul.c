@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/internal.h"
+#include "formats/tstore.h"
 #include "tensor/gemm.h"
 #include "tensor/nf4_matmul.h"
 
@@ -68,16 +69,48 @@ enum { MR = 8, NR = 32, MC = 128, NC = 1536, KW = 256 };
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
+/* ---- the product job ------------------------------------------------------ */
+typedef struct {
+    const ct_mat *M;    /* the frozen matrix (out, in) */
+    const ct_nf4_mat *W;/* M->q4 for NF4, else NULL */
+    const float *tab;   /* NF4/FP4: 16-entry code table */
+    int dyw, bf16;      /* op(B) = W (input gradient) or W^T (forward); compute mode */
+    int M_, N, K;       /* C (M_, N) = A (M_, K) op(B) (K, N) + beta C */
+    const float *A;     /* (M_, K) contiguous */
+    float *C;           /* (M_, N) contiguous */
+    float beta;
+    int split_m, units; /* threads split M (MR panels) or N (NR strips) */
+    ct_pool *pool;
+} job;
+
 /* ---- scalar element access ------------------------------------------------ */
 static inline float block_scale(const ct_nf4_mat *W, int64_t b) {
     if (W->absmax) return W->absmax[b];
     const float v = W->nested_map[W->qabsmax[b]] * W->nested_absmax[b / CT_NF4_NESTED_BLOCK];
     return v + W->offset;
 }
-/* element i of the flattened W */
-static inline float w_at(const ct_nf4_mat *W, const float *tab, int64_t i) {
+/* element i of the flattened NF4 W */
+static inline float q4_at(const ct_nf4_mat *W, const float *tab, int64_t i) {
     const uint8_t by = W->packed[i >> 1];
     return tab[(i & 1) ? (by & 15) : (by >> 4)] * block_scale(W, i / CT_NF4_BLOCK);
+}
+static inline const uint8_t *row_ptr(const job *g, int row) {
+    return (const uint8_t *)g->M->data + (size_t)row * g->M->row_bytes;
+}
+/* W[row][col] as f32, exactly as ct__mat_row_f32 / the dequantizers give it */
+static inline float w_at(const job *g, int row, int col) {
+    const uint8_t *p;
+    uint16_t h;
+    switch (g->M->dtype) {
+    case CT_DT_NF4: return q4_at(g->W, g->tab, (int64_t)row * g->M->cols + col);
+    case CT_DT_F32: return ((const float *)row_ptr(g, row))[col];
+    case CT_DT_F16: memcpy(&h, row_ptr(g, row) + 2 * (size_t)col, 2); return ct__f16_to_f32(h);
+    case CT_DT_BF16: memcpy(&h, row_ptr(g, row) + 2 * (size_t)col, 2); return ct__bf16_to_f32(h);
+    default: /* Q8_0: blocks of 34 bytes, f16 d then int8 q[32] */
+        p = row_ptr(g, row) + (size_t)(col / 32) * 34;
+        memcpy(&h, p, 2);
+        return (float)((const int8_t *)(p + 2))[col % 32] * ct__f16_to_f32(h);
+    }
 }
 /* bf16 round to nearest even (denormals to signed zero, as the packing does) */
 static inline uint32_t bf16_bits(float f) {
@@ -92,6 +125,12 @@ static inline float bf16_round(float f) {
     float r;
     memcpy(&r, &u, 4);
     return r;
+}
+/* The vector paths read 32 elements from (row, col): NF4 needs the flattened
+ * index 32-aligned (one 64-block half), the others col % 32 == 0 (a Q8_0 block). */
+static inline int vec_ok(const job *g, int row, int col) {
+    if (g->M->dtype == CT_DT_NF4) return ((int64_t)row * g->M->cols + col) % 32 == 0;
+    return col % 32 == 0;
 }
 
 /* ---- vector dequantization ------------------------------------------------ */
@@ -119,57 +158,83 @@ static inline __m512i pairs16(__m512 lo, __m512 hi) {
     const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* halves 0-15 lo, 16-31 hi */
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(PAIR_IDX), v);
 }
+/* W[row][col .. col+32) as f32 (vec_ok holds): *y0 = 0..15, *y1 = 16..31. */
+static inline void vec32(const job *g, __m512 tab, int row, int col, __m512 *y0, __m512 *y1) {
+    const uint8_t *p;
+    switch (g->M->dtype) {
+    case CT_DT_NF4: {
+        const int64_t i = (int64_t)row * g->M->cols + col;
+        deq32(g->W->packed + i / 2, tab, _mm512_set1_ps(block_scale(g->W, i / CT_NF4_BLOCK)), y0, y1);
+        return;
+    }
+    case CT_DT_F32:
+        p = row_ptr(g, row) + 4 * (size_t)col;
+        *y0 = _mm512_loadu_ps(p);
+        *y1 = _mm512_loadu_ps(p + 64);
+        return;
+    case CT_DT_F16:
+        p = row_ptr(g, row) + 2 * (size_t)col;
+        *y0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        *y1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+        return;
+    case CT_DT_BF16:
+        p = row_ptr(g, row) + 2 * (size_t)col;
+        *y0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+        *y1 = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 32))), 16));
+        return;
+    default: { /* Q8_0 */
+        uint16_t h;
+        p = row_ptr(g, row) + (size_t)(col / 32) * 34;
+        memcpy(&h, p, 2);
+        const __m512 d = _mm512_set1_ps(ct__f16_to_f32(h));
+        *y0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)))), d);
+        *y1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
+        return;
+    }
+    }
+}
 #endif
-
-/* ---- the product job ------------------------------------------------------ */
-typedef struct {
-    const ct_nf4_mat *W;
-    const float *tab;   /* 16-entry code table */
-    int dyw, bf16;      /* op(B) = W (input gradient) or W^T (forward); compute mode */
-    int M, N, K;        /* C (M, N) = A (M, K) op(B) (K, N) + beta C */
-    const float *A;     /* (M, K) contiguous */
-    float *C;           /* (M, N) contiguous */
-    float beta;
-    int split_m, units; /* threads split M (MR panels) or N (NR strips) */
-    ct_pool *pool;
-} job;
 
 /* W row `row`, columns k0..k0+n (f32) -> dst (n,). */
 static void deq_span_f32(const job *g, int row, int k0, int n, float *dst) {
-    const int64_t i0 = (int64_t)row * g->W->cols + k0;
     int k = 0;
 #if defined(NF4MM_AVX512)
-    if (i0 % 32 == 0) {
+    if (vec_ok(g, row, k0)) {
         const __m512 tab = _mm512_loadu_ps(g->tab);
         for (; k + 32 <= n; k += 32) {
             __m512 y0, y1;
-            deq32(g->W->packed + (i0 + k) / 2, tab, _mm512_set1_ps(block_scale(g->W, (i0 + k) / CT_NF4_BLOCK)), &y0, &y1);
+            vec32(g, tab, row, k0 + k, &y0, &y1);
             _mm512_storeu_ps(dst + k, y0);
             _mm512_storeu_ps(dst + k + 16, y1);
         }
     }
 #endif
-    for (; k < n; k++) dst[k] = w_at(g->W, g->tab, i0 + k);
+    for (; k < n; k++) dst[k] = w_at(g, row, k0 + k);
 }
 
 /* The same as bf16 pair words: dst[q] = pair(k0 + 2q, k0 + 2q + 1), a
  * missing odd element (n odd) zero. */
 static void deq_span_pairs(const job *g, int row, int k0, int n, uint32_t *dst) {
-    const int64_t i0 = (int64_t)row * g->W->cols + k0;
     int k = 0;
 #if defined(NF4MM_AVX512)
-    if (i0 % 32 == 0) { /* byte q of a 16-byte run = the pair (2q, 2q + 1) */
+    if (vec_ok(g, row, k0)) {
         const __m512 tab = _mm512_loadu_ps(g->tab);
         for (; k + 32 <= n; k += 32) {
             __m512 e, o;
-            deq_split(g->W->packed + (i0 + k) / 2, tab, _mm512_set1_ps(block_scale(g->W, (i0 + k) / CT_NF4_BLOCK)),
-                      &e, &o);
-            _mm512_storeu_si512((void *)(dst + k / 2), pairs16(e, o));
+            if (g->M->dtype == CT_DT_NF4) { /* byte q of a 16-byte run = the pair (2q, 2q + 1) */
+                const int64_t i = (int64_t)row * g->M->cols + k0 + k;
+                deq_split(g->W->packed + i / 2, tab, _mm512_set1_ps(block_scale(g->W, i / CT_NF4_BLOCK)), &e, &o);
+                _mm512_storeu_si512((void *)(dst + k / 2), pairs16(e, o));
+            } else { /* 32 consecutive values -> 32 consecutive bf16 halves = 16 pairs */
+                vec32(g, tab, row, k0 + k, &e, &o);
+                _mm512_storeu_si512((void *)(dst + k / 2), (__m512i)_mm512_cvtne2ps_pbh(o, e));
+            }
         }
     }
 #endif
     for (; k < n; k += 2)
-        dst[k / 2] = pair_bits(w_at(g->W, g->tab, i0 + k), k + 1 < n ? w_at(g->W, g->tab, i0 + k + 1) : 0.0f);
+        dst[k / 2] = pair_bits(w_at(g, row, k0 + k), k + 1 < n ? w_at(g, row, k0 + k + 1) : 0.0f);
 }
 
 /* t (8 rows, ld words) -> strip columns c0..c0+8: dst[q * NR + c0 + r] = t[r * ld + q], q < nq. */
@@ -202,7 +267,7 @@ static void pack_b_wt(const job *g, int k0, int kc, int j0, int nc, uint32_t *Bp
 
 /* Input gradient: op(B) = W, strips of columns j0.. of W, rows k0..k0+kc. */
 static void pack_b_w(const job *g, int k0, int kc, int j0, int nc, uint32_t *Bp) {
-    const int kw = g->bf16 ? (kc + 1) / 2 : kc, cols = g->W->cols;
+    const int kw = g->bf16 ? (kc + 1) / 2 : kc;
 #if defined(NF4MM_AVX512)
     const __m512 tab = _mm512_loadu_ps(g->tab);
 #endif
@@ -211,18 +276,16 @@ static void pack_b_w(const job *g, int k0, int kc, int j0, int nc, uint32_t *Bp)
         for (int q = 0; q < kw; q++) {
             uint32_t *d = Bp + (size_t)q * NR;
             const int r0 = k0 + (g->bf16 ? 2 * q : q), has1 = g->bf16 && 2 * q + 1 < kc;
-            const int64_t i0 = (int64_t)r0 * cols + jb, i1 = i0 + cols;
 #if defined(NF4MM_AVX512)
-            if (nr == NR && i0 % 32 == 0 && (!has1 || i1 % 32 == 0)) {
+            if (nr == NR && vec_ok(g, r0, jb) && (!has1 || vec_ok(g, r0 + 1, jb))) {
                 __m512 a0, a1, b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
-                deq32(g->W->packed + i0 / 2, tab, _mm512_set1_ps(block_scale(g->W, i0 / CT_NF4_BLOCK)), &a0, &a1);
+                vec32(g, tab, r0, jb, &a0, &a1);
                 if (!g->bf16) {
                     _mm512_store_ps((float *)d, a0);
                     _mm512_store_ps((float *)d + 16, a1);
                     continue;
                 }
-                if (has1)
-                    deq32(g->W->packed + i1 / 2, tab, _mm512_set1_ps(block_scale(g->W, i1 / CT_NF4_BLOCK)), &b0, &b1);
+                if (has1) vec32(g, tab, r0 + 1, jb, &b0, &b1);
                 _mm512_store_si512((void *)d, pairs16(a0, b0));
                 _mm512_store_si512((void *)(d + 16), pairs16(a1, b1));
                 continue;
@@ -230,9 +293,9 @@ static void pack_b_w(const job *g, int k0, int kc, int j0, int nc, uint32_t *Bp)
 #endif
             for (int c = 0; c < NR; c++) {
                 if (c >= nr) { d[c] = 0; continue; }
-                const float v0 = w_at(g->W, g->tab, i0 + c);
+                const float v0 = w_at(g, r0, jb + c);
                 if (!g->bf16) { memcpy(&d[c], &v0, 4); continue; }
-                d[c] = pair_bits(v0, has1 ? w_at(g->W, g->tab, i1 + c) : 0.0f);
+                d[c] = pair_bits(v0, has1 ? w_at(g, r0 + 1, jb + c) : 0.0f);
             }
         }
     }
@@ -389,27 +452,48 @@ static void task(void *ctx, int ith, int nth) {
     const job *g = ctx;
     const int u0 = (int)((long long)g->units * ith / nth), u1 = (int)((long long)g->units * (ith + 1) / nth);
     if (u0 >= u1) return;
-    if (g->split_m) work(g, ith, u0 * MR, imin(u1 * MR, g->M), 0, g->N);
-    else work(g, ith, 0, g->M, u0 * NR, imin(u1 * NR, g->N));
+    if (g->split_m) work(g, ith, u0 * MR, imin(u1 * MR, g->M_), 0, g->N);
+    else work(g, ith, 0, g->M_, u0 * NR, imin(u1 * NR, g->N));
 }
 
-static ct_status check_mat(const ct_nf4_mat *W, int M, const void *in, const void *out, const char *fn) {
-    if (!W || W->rows <= 0 || W->cols <= 0 || !W->packed)
-        return ct__err(CT_ERR_ARG, "%s: NF4 matrix missing or with a non-positive shape", fn);
-    if (!W->absmax && (!W->qabsmax || !W->nested_absmax || !W->nested_map))
-        return ct__err(CT_ERR_ARG, "%s: NF4 matrix %dx%d has neither absmax nor the double-quant arrays", fn, W->rows,
-                       W->cols);
-    if (W->type != CT_Q4_NF4 && W->type != CT_Q4_FP4) return ct__err(CT_ERR_ARG, "%s: unknown 4-bit type", fn);
+static ct_status check_mat(const ct_mat *W, int M, const void *in, const void *out, const char *fn) {
+    if (!W || W->rows <= 0 || W->cols <= 0 || !W->data)
+        return ct__err(CT_ERR_ARG, "%s: matrix missing or with a non-positive shape", fn);
+    switch (W->dtype) {
+    case CT_DT_NF4: {
+        const ct_nf4_mat *q = W->q4;
+        if (!q || !q->packed || q->rows != W->rows || q->cols != W->cols)
+            return ct__err(CT_ERR_ARG, "%s: NF4 matrix %dx%d without its 4-bit arrays", fn, W->rows, W->cols);
+        if (!q->absmax && (!q->qabsmax || !q->nested_absmax || !q->nested_map))
+            return ct__err(CT_ERR_ARG, "%s: NF4 matrix %dx%d has neither absmax nor the double-quant arrays", fn,
+                           W->rows, W->cols);
+        if (q->type != CT_Q4_NF4 && q->type != CT_Q4_FP4) return ct__err(CT_ERR_ARG, "%s: unknown 4-bit type", fn);
+        break;
+    }
+    case CT_DT_Q8_0:
+        if (W->cols % 32) return ct__err(CT_ERR_ARG, "%s: Q8_0 matrix with %d columns", fn, W->cols);
+        /* fallthrough */
+    case CT_DT_F32:
+    case CT_DT_F16:
+    case CT_DT_BF16:
+        if (W->row_bytes < ct__dtype_nbytes(W->dtype, W->cols))
+            return ct__err(CT_ERR_ARG, "%s: row stride %zu is short for %d %s values", fn, W->row_bytes, W->cols,
+                           ct_dtype_name(W->dtype));
+        break;
+    default:
+        return ct__err(CT_ERR_UNSUPPORTED, "%s: no fused kernel for %s matrices", fn, ct_dtype_name(W->dtype));
+    }
     if (M < 0 || (M > 0 && (!in || !out))) return ct__err(CT_ERR_ARG, "%s: M = %d or a NULL operand", fn, M);
     return CT_OK;
 }
 
-static ct_status run(int dyw, float *C, const float *A, const ct_nf4_mat *W, int M, float beta, int bf16,
+static ct_status run(int dyw, float *C, const float *A, const ct_mat *W, int M, float beta, int bf16,
                      ct_pool *pool, const char *fn) {
     ct_status st = check_mat(W, M, A, C, fn);
     if (st != CT_OK || M == 0) return st;
-    job g = {W, W->type == CT_Q4_FP4 ? ct__fp4_map : ct__nf4_map, dyw, bf16 != 0, M, dyw ? W->cols : W->rows,
-             dyw ? W->rows : W->cols, A, C, beta, 0, 0, pool};
+    const ct_nf4_mat *q = W->dtype == CT_DT_NF4 ? W->q4 : NULL;
+    job g = {W, q, q && q->type == CT_Q4_FP4 ? ct__fp4_map : ct__nf4_map, dyw, bf16 != 0, M,
+             dyw ? W->cols : W->rows, dyw ? W->rows : W->cols, A, C, beta, 0, 0, pool};
     const int mt = (M + MR - 1) / MR, nt = (g.N + NR - 1) / NR, nth = ct__pool_size(pool);
     /* split N unless it is much narrower: a thread splitting M dequantizes all of W */
     g.split_m = nt < nth || (long long)mt * MR > 4LL * nt * NR;
@@ -419,14 +503,32 @@ static ct_status run(int dyw, float *C, const float *A, const ct_nf4_mat *W, int
     return CT_OK;
 }
 
+ct_status ct__qmm_xwt(float *y, const float *x, const ct_mat *W, int M, float beta, int bf16, ct_pool *pool) {
+    return run(0, y, x, W, M, beta, bf16, pool, "ct__qmm_xwt");
+}
+
+ct_status ct__qmm_dyw(float *dx, const float *dy, const ct_mat *W, int M, float beta, int bf16, ct_pool *pool) {
+    return run(1, dx, dy, W, M, beta, bf16, pool, "ct__qmm_dyw");
+}
+
+ct_mat ct__nf4_as_mat(const ct_nf4_mat *W) {
+    ct_mat m = {.dtype = CT_DT_NF4, .rows = W ? W->rows : 0, .cols = W ? W->cols : 0,
+                .data = W ? W->packed : NULL, .q4 = W};
+    return m;
+}
+
 ct_status ct__nf4_matmul_xwt(float *y, const float *x, const ct_nf4_mat *W, int M, float beta, int bf16,
                              ct_pool *pool) {
-    return run(0, y, x, W, M, beta, bf16, pool, "ct__nf4_matmul_xwt");
+    if (!W) return ct__err(CT_ERR_ARG, "ct__nf4_matmul_xwt: NF4 matrix missing");
+    const ct_mat m = ct__nf4_as_mat(W);
+    return run(0, y, x, &m, M, beta, bf16, pool, "ct__nf4_matmul_xwt");
 }
 
 ct_status ct__nf4_matmul_dyw(float *dx, const float *dy, const ct_nf4_mat *W, int M, float beta, int bf16,
                              ct_pool *pool) {
-    return run(1, dx, dy, W, M, beta, bf16, pool, "ct__nf4_matmul_dyw");
+    if (!W) return ct__err(CT_ERR_ARG, "ct__nf4_matmul_dyw: NF4 matrix missing");
+    const ct_mat m = ct__nf4_as_mat(W);
+    return run(1, dx, dy, &m, M, beta, bf16, pool, "ct__nf4_matmul_dyw");
 }
 
 /* ---- references ----------------------------------------------------------- */
@@ -444,8 +546,9 @@ void ct__nf4_mat_dequant_ref(const ct_nf4_mat *W, float *out) {
 }
 
 /* C (M, N) = A (M, K) op(B) + beta C in double; op(B)[k][n] = Wf[n*K + k]
- * (xwt) or Wf[k*N + n] (dyw). */
-static ct_status ref(int dyw, float *C, const float *A, const ct_nf4_mat *W, int M, float beta, int bf16,
+ * (xwt) or Wf[k*N + n] (dyw), Wf the matrix dequantized by the reference code
+ * (ct__nf4_mat_dequant_ref for NF4, ct__mat_row_f32 otherwise). */
+static ct_status ref(int dyw, float *C, const float *A, const ct_mat *W, int M, float beta, int bf16,
                      const char *fn) {
     ct_status st = check_mat(W, M, A, C, fn);
     if (st != CT_OK || M == 0) return st;
@@ -458,7 +561,9 @@ static ct_status ref(int dyw, float *C, const float *A, const ct_nf4_mat *W, int
         free(acc);
         return ct__err(CT_ERR_NOMEM, "%s: %dx%d reference weight", fn, W->rows, W->cols);
     }
-    ct__nf4_mat_dequant_ref(W, Wf);
+    if (W->dtype == CT_DT_NF4) ct__nf4_mat_dequant_ref(W->q4, Wf);
+    else
+        for (int r = 0; r < W->rows; r++) ct__mat_row_f32(W, r, Wf + (size_t)r * W->cols);
     if (bf16)
         for (size_t i = 0; i < n; i++) Wf[i] = bf16_round(Wf[i]);
     for (int m = 0; m < M; m++) {
@@ -481,10 +586,22 @@ static ct_status ref(int dyw, float *C, const float *A, const ct_nf4_mat *W, int
     return CT_OK;
 }
 
+ct_status ct__qmm_xwt_ref(float *y, const float *x, const ct_mat *W, int M, float beta, int bf16) {
+    return ref(0, y, x, W, M, beta, bf16, "ct__qmm_xwt_ref");
+}
+
+ct_status ct__qmm_dyw_ref(float *dx, const float *dy, const ct_mat *W, int M, float beta, int bf16) {
+    return ref(1, dx, dy, W, M, beta, bf16, "ct__qmm_dyw_ref");
+}
+
 ct_status ct__nf4_matmul_xwt_ref(float *y, const float *x, const ct_nf4_mat *W, int M, float beta, int bf16) {
-    return ref(0, y, x, W, M, beta, bf16, "ct__nf4_matmul_xwt_ref");
+    if (!W) return ct__err(CT_ERR_ARG, "ct__nf4_matmul_xwt_ref: NF4 matrix missing");
+    const ct_mat m = ct__nf4_as_mat(W);
+    return ref(0, y, x, &m, M, beta, bf16, "ct__nf4_matmul_xwt_ref");
 }
 
 ct_status ct__nf4_matmul_dyw_ref(float *dx, const float *dy, const ct_nf4_mat *W, int M, float beta, int bf16) {
-    return ref(1, dx, dy, W, M, beta, bf16, "ct__nf4_matmul_dyw_ref");
+    if (!W) return ct__err(CT_ERR_ARG, "ct__nf4_matmul_dyw_ref: NF4 matrix missing");
+    const ct_mat m = ct__nf4_as_mat(W);
+    return ref(1, dx, dy, &m, M, beta, bf16, "ct__nf4_matmul_dyw_ref");
 }

@@ -52,6 +52,19 @@ ct_status ct__nf4_matmul_dyw(float *dx, const float *dy, const ct_nf4_mat *W, in
 ct_status ct__nf4_matmul_xwt_ref(float *y, const float *x, const ct_nf4_mat *W, int M, float beta, int bf16);
 ct_status ct__nf4_matmul_dyw_ref(float *dx, const float *dy, const ct_nf4_mat *W, int M, float beta, int bf16);
 
+/* The same two products for any frozen matrix the trainer keeps in a
+ * compact type, read in place (the B-packing step decodes it):
+ * W->dtype F32, F16, BF16, Q8_0 (row-major rows of row_bytes) or NF4
+ * (W->q4). Same blocking, chains and thread determinism as above; the
+ * decoded values are those of ct__mat_row_f32 (NF4: ct__nf4_mat_dequant_ref).
+ * CT_ERR_UNSUPPORTED for Q4_0/Q4_1 and integer types. */
+ct_status ct__qmm_xwt(float *y, const float *x, const ct_mat *W, int M, float beta, int bf16, ct_pool *pool);
+ct_status ct__qmm_dyw(float *dx, const float *dy, const ct_mat *W, int M, float beta, int bf16, ct_pool *pool);
+ct_status ct__qmm_xwt_ref(float *y, const float *x, const ct_mat *W, int M, float beta, int bf16);
+ct_status ct__qmm_dyw_ref(float *dx, const float *dy, const ct_mat *W, int M, float beta, int bf16);
+/* A ct_mat view (dtype CT_DT_NF4, q4 = W) of a 4-bit matrix. */
+ct_mat ct__nf4_as_mat(const ct_nf4_mat *W);
+
 /* W dequantized into out (rows * cols,) f32 with the reference code (for
  * tests, benches and merging; allocates nothing). */
 void ct__nf4_mat_dequant_ref(const ct_nf4_mat *W, float *out);

@@ -56,8 +56,8 @@ static void add_bias(float *y, const float *b, int N, int out) {
 
 /* y (N, out) = lin(x (N, in)); xa (N, r) saved for backward. */
 static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, float *xa, int N, uint64_t seed) {
-    if (L->nf4) {
-        ct__nf4_matmul_xwt(y, x, L->nf4, N, 0.0f, t->o.bf16, t->pool);
+    if (L->fused) {
+        ct__qmm_xwt(y, x, &L->base, N, 0.0f, t->o.bf16, t->pool);
         if (L->b) add_bias(y, L->b, N, L->out);
     } else if (L->pk_fwd) {
         ct__sgemm_bf16_packed(0, N, L->out, L->in, 1.0f, x, L->in, L->pk_fwd, 0.0f, y, L->out, t->pool);
@@ -86,8 +86,8 @@ static void lin_fwd(ct__tmodel *t, const ct__tlin *L, float *y, const float *x, 
 /* dx (N, in) (= when !acc, += when acc) from dy (N, out); parameter gradients added. */
 static void lin_bwd(ct__tmodel *t, const ct__tlin *L, float *dx, int acc, const float *dy, const float *x,
                     const float *xa, int N, uint64_t seed) {
-    if (L->nf4) {
-        ct__nf4_matmul_dyw(dx, dy, L->nf4, N, acc ? 1.0f : 0.0f, t->o.bf16, t->pool);
+    if (L->fused) {
+        ct__qmm_dyw(dx, dy, &L->base, N, acc ? 1.0f : 0.0f, t->o.bf16, t->pool);
     } else if (L->pk_bwd) {
         ct__sgemm_bf16_packed(0, N, L->in, L->out, 1.0f, dy, L->out, L->pk_bwd, acc ? 1.0f : 0.0f, dx, L->in,
                               t->pool);
@@ -239,7 +239,7 @@ static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, in
     const ct_config *g = t->cfg;
     const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
     int ld = 0;
-    const float *W = t->pk_head_fwd ? NULL : head_weight(t, &ld, backward);
+    const float *W = t->pk_head_fwd || t->head_fused ? NULL : head_weight(t, &ld, backward);
     if (t->head_repack) {
         ct__gemm_bf16_pack_b(1, C, V, t->whead, C, t->pk_head_fwd, t->pool);
         if (backward) ct__gemm_bf16_pack_b(0, V, C, t->whead, C, t->pk_head_bwd, t->pool);
@@ -257,13 +257,16 @@ static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, in
             t->tg[j] = b->targets[row];
         }
         const float *h = t->hg;
-        if (t->pk_head_fwd) ct__sgemm_bf16_packed(0, n, V, C, 1.0f, h, C, t->pk_head_fwd, 0.0f, t->logits, V, t->pool);
+        if (t->head_fused) ct__qmm_xwt(t->logits, h, &t->m->output, n, 0.0f, t->o.bf16, t->pool);
+        else if (t->pk_head_fwd)
+            ct__sgemm_bf16_packed(0, n, V, C, 1.0f, h, C, t->pk_head_fwd, 0.0f, t->logits, V, t->pool);
         else if (W) gemm(t, 0, 1, n, V, C, 1.0f, h, C, W, ld, 0.0f, t->logits, V);
         else ct__matmul(t->logits, h, &t->m->output, NULL, n, t->pool);
         if (logits_out) memcpy(logits_out + (size_t)r0 * V, t->logits, (size_t)n * V * sizeof(float));
         loss += ct__xent_fwd_bwd(t->logits, t->tg, n, V, scale, t->pool);
         if (!backward) continue;
-        if (t->pk_head_bwd)
+        if (t->head_fused) ct__qmm_dyw(t->dhg, t->logits, &t->m->output, n, 0.0f, t->o.bf16, t->pool);
+        else if (t->pk_head_bwd)
             ct__sgemm_bf16_packed(0, n, C, V, 1.0f, t->logits, V, t->pk_head_bwd, 0.0f, t->dhg, C, t->pool);
         else gemm(t, 0, 0, n, C, V, 1.0f, t->logits, V, W, ld, 0.0f, t->dhg, C);
         for (int j = 0; j < n; j++)

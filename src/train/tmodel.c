@@ -19,6 +19,7 @@
 #include "model/kernels.h"
 #include "tensor/gemm.h"
 #include "tensor/nf4.h"
+#include "tensor/quant.h"
 #include "train/tmodel_internal.h"
 
 enum { HEAD_ROWS = 128 };
@@ -436,12 +437,12 @@ static size_t frozen_deq_floats(const ct__tmodel *t) {
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             const ct__tlin *L = &t->blk[l].lin[i];
-            if (L->out && L->base.dtype != CT_DT_F32) {
+            if (L->out && !L->fused && L->base.dtype != CT_DT_F32) {
                 size_t n = (size_t)L->out * L->in;
                 if (n > mx) mx = n;
             }
         }
-    if (t->m->output.dtype != CT_DT_F32) {
+    if (t->m->output.dtype != CT_DT_F32 && !t->head_fused) {
         size_t n = (size_t)g->vocab_size * g->dim;
         if (n > mx) mx = n;
     }
@@ -483,14 +484,14 @@ static ct_status prepack_frozen(ct__tmodel *t) {
     for (int l = 0; l < g->n_layers && !s; l++)
         for (int i = 0; i < LIN_COUNT && !s; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
-            if (!L->out || L->w || L->nf4) continue;
+            if (!L->out || L->w || L->fused) continue;
             int ld;
             const float *W = ct__mat_f32(&L->base, tmp, &ld);
             L->pk_fwd = pack_one(t, 1, L->in, L->out, W, ld);
             L->pk_bwd = pack_one(t, 0, L->out, L->in, W, ld);
             if (!L->pk_fwd || !L->pk_bwd) s = CT_ERR_NOMEM;
         }
-    if (!s && !t->whead) {
+    if (!s && !t->whead && !t->head_fused) {
         int ld;
         const float *W = ct__mat_f32(&t->m->output, tmp, &ld);
         t->pk_head_fwd = pack_one(t, 1, g->dim, g->vocab_size, W, ld);
@@ -501,33 +502,95 @@ static ct_status prepack_frozen(ct__tmodel *t) {
     return s ? ct__err(s, "training: out of memory packing the frozen weights in bf16") : CT_OK;
 }
 
-/* ---- QLoRA: the frozen linear layers in NF4 ------------------------------------- */
+/* ---- QLoRA: the frozen linear layers converted (NF4, Q8_0, BF16) ---------------- */
 
-static void *nf4_alloc(ct__tmodel *t, size_t bytes) {
+static void *conv_alloc(ct__tmodel *t, size_t bytes) {
     void *p = ct__malloc(bytes ? bytes : 1);
-    if (p) t->nf4_mem[t->n_nf4_mem++] = p;
+    if (p) t->conv_mem[t->n_conv_mem++] = p;
     return p;
 }
 
-/* Quantize every frozen linear layer to NF4 with double quantization
- * (blocks of 64, scales in blocks of 256), as bitsandbytes does on load. */
-static ct_status quantize_nf4(ct__tmodel *t) {
+/* Give back the mapped pages of a matrix that was converted (no-op for owned memory). */
+static void drop_source(ct__tmodel *t, const ct_mat *W) {
+    size_t n = W->dtype == CT_DT_NF4 ? 0 : (size_t)W->rows * W->row_bytes;
+    for (size_t i = 0; i < t->m->ts.nfiles && n; i++)
+        if (ct__mfile_drop_range(&t->m->ts.files[i], W->data, n)) return;
+}
+
+/* W as NF4 with double quantization (blocks of 64, scales in blocks of 256),
+ * as bitsandbytes quantizes a Linear on load; tmp (rows*cols) f32 scratch,
+ * absmax (2 * (nb + 1)) scratch. */
+static ct_status to_nf4(ct__tmodel *t, ct__tlin *L, ct_nf4_mat *W, float *tmp, float *absmax) {
+    int64_t n = (int64_t)L->out * L->in, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
+    for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, tmp + (size_t)r * L->in);
+    uint8_t *packed = conv_alloc(t, (size_t)(n + 1) / 2), *q = conv_alloc(t, (size_t)nb);
+    float *nested = conv_alloc(t, (size_t)ct__q4_nblocks(nb, CT_NF4_NESTED_BLOCK) * sizeof(float));
+    if (!packed || !q || !nested) return CT_ERR_NOMEM;
+    ct__quantize_4bit_ref(tmp, n, CT_NF4_BLOCK, CT_Q4_NF4, packed, absmax);
+    ct__q4_double_quant(absmax, nb, 1, absmax + nb, q, nested, &W->offset);
+    W->rows = L->out;
+    W->cols = L->in;
+    W->packed = packed;
+    W->qabsmax = q;
+    W->nested_absmax = nested;
+    W->nested_map = t->nf4_nested_map;
+    W->type = CT_Q4_NF4;
+    L->base = ct__nf4_as_mat(W);
+    return CT_OK;
+}
+
+/* W as Q8_0 or BF16 rows; tmp (cols) f32 scratch. */
+static ct_status to_rows(ct__tmodel *t, ct__tlin *L, ct_dtype dt, float *tmp) {
+    const size_t rb = ct__dtype_nbytes(dt, L->in);
+    uint8_t *d = conv_alloc(t, rb * (size_t)L->out);
+    if (!d) return CT_ERR_NOMEM;
+    for (int r = 0; r < L->out; r++) {
+        ct__mat_row_f32(&L->base, r, tmp);
+        uint8_t *row = d + (size_t)r * rb;
+        if (dt == CT_DT_Q8_0) ct__quantize_row(dt, tmp, row, L->in);
+        else
+            for (int c = 0; c < L->in; c++) {
+                uint16_t h = ct__f32_to_bf16(tmp[c]);
+                memcpy(row + 2 * (size_t)c, &h, 2);
+            }
+    }
+    L->base = (ct_mat){.dtype = dt, .rows = L->out, .cols = L->in, .data = d, .row_bytes = rb};
+    return CT_OK;
+}
+
+static size_t mat_bytes(const ct_mat *W) {
+    if (W->dtype != CT_DT_NF4) return (size_t)W->rows * W->row_bytes;
+    const int64_t n = (int64_t)W->rows * W->cols, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
+    return (size_t)(n + 1) / 2 + (W->q4->absmax ? 4 * (size_t)nb : (size_t)nb + 4 * (size_t)ct__q4_nblocks(nb, 256));
+}
+
+static int fusable(ct_dtype d) {
+    return d == CT_DT_F32 || d == CT_DT_F16 || d == CT_DT_BF16 || d == CT_DT_Q8_0 || d == CT_DT_NF4;
+}
+
+/* Convert every frozen linear layer to o.base (kept in place when it is
+ * already stored so) and mark it for the fused kernels; the frozen head is
+ * read in place when the kernels can read its type. */
+static ct_status convert_base(ct__tmodel *t) {
     const ct_config *g = t->cfg;
+    const ct_dtype want = t->o.base == CT_TB_NF4 ? CT_DT_NF4 : t->o.base == CT_TB_Q8 ? CT_DT_Q8_0 : CT_DT_BF16;
+    const char *name = t->o.base == CT_TB_NF4 ? "nf4" : t->o.base == CT_TB_Q8 ? "q8" : "bf16";
     int nl = g->n_layers * LIN_COUNT;
     t->nf4_mats = ct__calloc((size_t)nl, sizeof *t->nf4_mats);
-    t->nf4_mem = ct__calloc((size_t)nl * 4 + 1, sizeof *t->nf4_mem);
+    t->conv_mem = ct__calloc((size_t)nl * 3 + 1, sizeof *t->conv_mem);
     size_t mx = 0;
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             size_t n = (size_t)t->blk[l].lin[i].out * t->blk[l].lin[i].in;
             if (n > mx) mx = n;
         }
-    float *tmp = ct__alloc_big((mx ? mx : 1) * sizeof(float));
-    float *absmax = ct__malloc((mx / CT_NF4_BLOCK + 2) * sizeof(float) * 2);
-    if (!t->nf4_mats || !t->nf4_mem || !tmp || !absmax) {
-        if (tmp) ct__free_big(tmp, (mx ? mx : 1) * sizeof(float));
+    const size_t tmp_n = want == CT_DT_NF4 ? (mx ? mx : 1) : (size_t)(g->dim > g->hidden_dim ? g->dim : g->hidden_dim) * 4;
+    float *tmp = ct__alloc_big(tmp_n * sizeof(float));
+    float *absmax = want == CT_DT_NF4 ? ct__malloc((mx / CT_NF4_BLOCK + 2) * sizeof(float) * 2) : NULL;
+    if (!t->nf4_mats || !t->conv_mem || !tmp || (want == CT_DT_NF4 && !absmax)) {
+        if (tmp) ct__free_big(tmp, tmp_n * sizeof(float));
         free(absmax);
-        return ct__err(CT_ERR_NOMEM, "QLoRA: out of memory quantizing the base");
+        return ct__err(CT_ERR_NOMEM, "--base-dtype %s: out of memory converting the base", name);
     }
     ct__dynamic_map_signed(t->nf4_nested_map);
     ct_status s = CT_OK;
@@ -535,26 +598,23 @@ static ct_status quantize_nf4(ct__tmodel *t) {
         for (int i = 0; i < LIN_COUNT && !s; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
             if (!L->out || L->w) continue;
-            int64_t n = (int64_t)L->out * L->in, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
-            for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, tmp + (size_t)r * L->in);
-            uint8_t *packed = nf4_alloc(t, (size_t)(n + 1) / 2), *q = nf4_alloc(t, (size_t)nb);
-            float *nested = nf4_alloc(t, (size_t)ct__q4_nblocks(nb, CT_NF4_NESTED_BLOCK) * sizeof(float));
-            if (!packed || !q || !nested) { s = ct__err(CT_ERR_NOMEM, "QLoRA: out of memory"); break; }
-            ct__quantize_4bit_ref(tmp, n, CT_NF4_BLOCK, CT_Q4_NF4, packed, absmax);
-            ct_nf4_mat *W = &t->nf4_mats[l * LIN_COUNT + i];
-            ct__q4_double_quant(absmax, nb, 1, absmax + nb, q, nested, &W->offset);
-            W->rows = L->out;
-            W->cols = L->in;
-            W->packed = packed;
-            W->qabsmax = q;
-            W->nested_absmax = nested;
-            W->nested_map = t->nf4_nested_map;
-            W->type = CT_Q4_NF4;
-            L->nf4 = W;
-            t->nf4_bytes += (size_t)(n + 1) / 2 + (size_t)nb + (size_t)ct__q4_nblocks(nb, 256) * 4;
+            const ct_mat src = L->base;
+            /* Q8_0 blocks need in % 32 == 0: other matrices (stories260K's down_proj, in 172) stay BF16 */
+            const ct_dtype dt = want == CT_DT_Q8_0 && L->in % 32 ? CT_DT_BF16 : want;
+            if (src.dtype != dt) {
+                if (dt == CT_DT_NF4) s = to_nf4(t, L, &t->nf4_mats[l * LIN_COUNT + i], tmp, absmax);
+                else s = to_rows(t, L, dt, tmp);
+                if (s == CT_ERR_NOMEM) s = ct__err(s, "--base-dtype %s: out of memory converting layer %d", name, l);
+                if (s) break;
+                drop_source(t, &src);
+            }
+            L->fused = 1;
+            t->base_bytes += mat_bytes(&L->base);
         }
-    ct__free_big(tmp, (mx ? mx : 1) * sizeof(float));
+    ct__free_big(tmp, tmp_n * sizeof(float));
     free(absmax);
+    t->head_fused = !s && !t->whead && fusable(t->m->output.dtype) &&
+                    (t->m->output.dtype != CT_DT_Q8_0 || t->m->output.cols % 32 == 0);
     return s;
 }
 
@@ -615,12 +675,12 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
      * need not stay in this process's RSS (the copies are the model now) */
     if (o->method == CT_TM_FULL)
         for (size_t i = 0; i < m->ts.nfiles; i++) ct__mfile_drop_pages(&m->ts.files[i]);
-    if (o->base_nf4) {
+    if (o->base != CT_TB_ASIS) {
         if (o->method != CT_TM_LORA) {
             ct__tm_free(t);
-            return ct__err(CT_ERR_ARG, "a 4-bit base is for LoRA (QLoRA) only");
+            return ct__err(CT_ERR_ARG, "a converted (quantized) base is for LoRA (QLoRA) only");
         }
-        if ((s = quantize_nf4(t))) {
+        if ((s = convert_base(t))) {
             ct__tm_free(t);
             return s;
         }
@@ -667,8 +727,8 @@ void ct__tm_free(ct__tmodel *t) {
     for (int i = 0; i < t->n_packed; i++) ct__free_big(t->packed[i], t->packed_bytes[i]);
     free(t->packed);
     free(t->packed_bytes);
-    for (int i = 0; i < t->n_nf4_mem; i++) free(t->nf4_mem[i]);
-    free(t->nf4_mem);
+    for (int i = 0; i < t->n_conv_mem; i++) free(t->conv_mem[i]);
+    free(t->conv_mem);
     free(t->nf4_mats);
     free(t->ptab);
     free(t->blk);

@@ -23,6 +23,20 @@
 
 typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1 } ct__tm_method;
 
+/* How LoRA keeps the frozen linear layers (QLoRA's --base-dtype). ASIS: as
+ * loaded (f32 products; bf16 mode pre-packs them); the others convert each
+ * frozen linear layer on creation (unless it is already stored so, e.g. a
+ * bitsandbytes 4-bit checkpoint) and read it in place through the fused
+ * kernels (ct__qmm_*), the source pages of a mapped file dropped after each
+ * matrix, so the base never exists in f32 in full:
+ *   NF4   4-bit NormalFloat, blocks of 64, double-quantized scales
+ *         (bitsandbytes' layout, src/tensor/nf4.h): 0.52 bytes/weight
+ *   Q8    Q8_0 (blocks of 32 int8 with an f16 scale): 1.06 bytes/weight; a
+ *         matrix whose in is not a multiple of 32 stays BF16
+ *   BF16  2 bytes/weight.
+ * With any of them the frozen head is read in place as well. */
+typedef enum { CT_TB_ASIS = 0, CT_TB_NF4, CT_TB_Q8, CT_TB_BF16 } ct__tm_base;
+
 /* The linear layers of a block, as LoRA targets. GPT-2: c_attn = Q (one fused
  * q/k/v matrix), attn.c_proj = O, c_fc = UP, mlp.c_proj = DOWN. */
 enum {
@@ -42,10 +56,7 @@ typedef struct {
     int max_seq;              /* longest sequence in one micro-batch */
     int checkpointing;        /* save only each block's input; recompute in backward */
     int n_threads;            /* <= 0: all cores */
-    int base_nf4;             /* LoRA over a 4-bit base (QLoRA): every frozen linear layer is quantized
-                                 on creation to NF4 with double quantization (bitsandbytes' layout,
-                                 src/tensor/nf4.h) and used through the fused kernels; the head and
-                                 embeddings stay as loaded */
+    ct__tm_base base;         /* LoRA: storage of the frozen linear layers (QLoRA: NF4) */
     int bf16;                 /* matmul operands rounded to bf16, f32 accumulation (ct__sgemm_bf16);
                                  0: exact f32 (the reference tests) */
     uint64_t seed;            /* LoRA A initialisation */

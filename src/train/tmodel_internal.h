@@ -25,7 +25,8 @@ typedef struct {
     float *gb;                /* (out) or NULL (frozen / no bias) */
     float *A, *gA;            /* (r, in) */
     float *B, *gB;            /* (out, r) */
-    ct_nf4_mat *nf4;          /* QLoRA: the frozen base as NF4 (owned by the model's nf4 store), or NULL */
+    int fused;                /* base read in place by ct__qmm_* (o.base != ASIS): base is then the
+                                 converted matrix (owned by the model's conv store) or the loader's */
     void *pk_fwd, *pk_bwd;    /* bf16 LoRA: the frozen base pre-packed once for x W^T (K=in, N=out)
                                  and dy W (K=out, N=in) (ct__gemm_bf16_pack_b), or NULL */
 } ct__tlin;
@@ -69,11 +70,13 @@ struct ct__tmodel {
     void *pk_head_fwd, *pk_head_bwd; /* bf16: the head packed (K=C,N=V / K=V,N=C): once (frozen, LoRA)
                                         or at each run (trainable, head_repack) */
     int head_repack;
-    ct_nf4_mat *nf4_mats;      /* QLoRA: (L * LIN_COUNT) matrices, their arrays in nf4_mem */
-    void **nf4_mem;
-    int n_nf4_mem;
+    int head_fused;            /* the frozen head read in place by ct__qmm_* */
+    ct_nf4_mat *nf4_mats;      /* base NF4: (L * LIN_COUNT) matrices; their arrays and every other
+                                  converted matrix in conv_mem */
+    void **conv_mem;
+    int n_conv_mem;
     float nf4_nested_map[256]; /* bitsandbytes' dynamic map (weight.nested_quant_map) */
-    size_t nf4_bytes;          /* bytes of 4-bit weights and their scales */
+    size_t base_bytes;         /* bytes of the frozen linear layers as the fused kernels read them */
     void **packed;             /* every pre-packed buffer (owned), with its size */
     size_t *packed_bytes;
     int n_packed;

@@ -402,7 +402,7 @@ static ct_status setup(run *r, ct_train_result *res) {
     const char *fault = getenv("CTUNE_FAULT_NAN_STEP"); /* tests/e2e/test_train_cli.sh */
     r->fault_nan_step = fault ? atoi(fault) : 0;
     ct__tm_opts to = {.method = o->method == CT_METHOD_FULL ? CT_TM_FULL : CT_TM_LORA,
-                      .base_nf4 = o->method == CT_METHOD_QLORA,
+                      .base = o->method == CT_METHOD_QLORA ? (ct__tm_base)(o->base_dtype ? o->base_dtype : CT_TB_NF4) : CT_TB_ASIS,
                       .lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
                       .rslora = o->rslora, .max_seq = longest, .max_rows = micro * longest,
                       .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed,

@@ -1,11 +1,11 @@
-/* tests/unit/test_qlora.c — LoRA over a 4-bit NF4 base (ct__tm_opts.base_nf4)
- * on the real stories260K: the frozen linear layers are quantized on
- * creation (NF4, blocks of 64, double-quantized scales) and used through the
- * fused kernels, so QLoRA must equal plain LoRA on a base whose weights are
- * the dequantized NF4 values: logits, loss and every A/B gradient (f32, and
- * bf16 with its own tolerance). Also: the 4-bit weights are ~0.53 bytes per
- * weight, and the dequantized base differs from the original (it really is
- * 4-bit). */
+/* tests/unit/test_qlora.c — LoRA over a converted base (ct__tm_opts.base =
+ * CT_TB_NF4, Q8, BF16) on the real stories260K: the frozen linear layers are
+ * converted on creation (NF4: blocks of 64, double-quantized scales; Q8_0;
+ * BF16) and read in place through the fused kernels (the head too), so
+ * QLoRA must equal plain LoRA on a base whose weights are the dequantized
+ * values: logits, loss and every A/B gradient (f32, and bf16 with its own
+ * tolerance). Also: bytes per weight of each base type, and the converted
+ * base differs from the original (it really was converted). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +36,7 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return md / (mr > 1e-12 ? mr : 1e-12);
 }
 
-static void run(ct_model *m, int bf16) {
+static void run(ct_model *m, int bf16, ct__tm_base base) {
     const ct_config *g = ct_model_config(m);
     int V = g->vocab_size;
     int32_t ids[20], targets[20], seq[3] = {0, 12, 20};
@@ -46,9 +46,9 @@ static void run(ct_model *m, int bf16) {
     ct__tm_opts o = {.method = CT_TM_LORA, .lora_r = 4, .lora_alpha = 8, .lora_targets = CT_LT_ALL,
                      .max_rows = 20, .max_seq = 12, .n_threads = 2, .seed = 5, .bf16 = bf16};
     ct__tmodel *q = NULL, *ref = NULL;
-    o.base_nf4 = 1;
+    o.base = base;
     CHECK_OK(ct__tm_create(m, &o, &q));
-    o.base_nf4 = 0;
+    o.base = CT_TB_ASIS;
     CHECK_OK(ct__tm_create(m, &o, &ref));
     if (!q || !ref) goto done;
     /* the reference's frozen bases: the dequantized NF4 matrices (F32) */
@@ -59,11 +59,17 @@ static void run(ct_model *m, int bf16) {
         for (int i = 0; i < LIN_COUNT; i++) {
             ct__tlin *Lq = &q->blk[l].lin[i], *Lr = &ref->blk[l].lin[i];
             if (!Lq->out) continue;
-            CHECK(Lq->nf4 != NULL);
-            if (!Lq->nf4) continue;
+            /* q8: Q8_0 where in % 32 == 0, else BF16 (stories260K's down_proj has in = 172) */
+            const ct_dtype want = base == CT_TB_NF4                      ? CT_DT_NF4
+                                  : base == CT_TB_Q8 && Lq->in % 32 == 0 ? CT_DT_Q8_0
+                                                                         : CT_DT_BF16;
+            CHECK(Lq->fused && Lq->base.dtype == want);
+            if (!Lq->fused || Lq->base.dtype != want) continue;
             size_t n = (size_t)Lq->out * Lq->in;
             float *w = deq[l * LIN_COUNT + i] = malloc(n * sizeof(float)), *orig = malloc(n * sizeof(float));
-            ct__nf4_mat_dequant_ref(Lq->nf4, w);
+            if (want == CT_DT_NF4) ct__nf4_mat_dequant_ref(Lq->base.q4, w);
+            else
+                for (int r = 0; r < Lq->out; r++) ct__mat_row_f32(&Lq->base, r, w + (size_t)r * Lq->in);
             for (int r = 0; r < Lr->out; r++) ct__mat_row_f32(&Lr->base, r, orig + (size_t)r * Lr->in);
             changed += max_rel(w, orig, n);
             free(orig);
@@ -72,12 +78,19 @@ static void run(ct_model *m, int bf16) {
             Lr->pk_fwd = Lr->pk_bwd = NULL; /* bf16: use the unpacked product on the dequantized base */
             nw += n;
         }
-    n4 = q->nf4_bytes;
+    n4 = q->base_bytes;
+    const char *bname = base == CT_TB_NF4 ? "nf4" : base == CT_TB_Q8 ? "q8" : "bf16";
+    /* bytes/weight: NF4 0.5 + 1/64 + 4/(64*256); Q8_0 34/32; BF16 2 */
+    const double bpw_lo = base == CT_TB_NF4 ? 0.5 : base == CT_TB_Q8 ? 1.0625 : 2.0;
+    const double bpw_hi = base == CT_TB_NF4 ? 0.55 : 2.0;
+    /* max relative change of the weights: a 4-bit grid moves them by ~0.1-1, Q8_0 by ~1e-2, bf16 by <= 2^-8 */
+    const double chg_lo = base == CT_TB_NF4 ? 0.01 : base == CT_TB_Q8 ? 1e-3 : 1e-4;
     if (!bf16) {
-        printf("4-bit base: %zu bytes for %zu weights (%.3f bytes/weight); dequantized vs original: mean max rel %.3f\n",
-               n4, nw, (double)n4 / (double)nw, changed / (g->n_layers * 7));
-        CHECK((double)n4 / (double)nw < 0.55);
-        CHECK(changed > 0.01); /* the base really is 4-bit */
+        printf("%s base: %zu bytes for %zu weights (%.4f bytes/weight); converted vs original: mean max rel %.3g\n",
+               bname, n4, nw, (double)n4 / (double)nw, changed / (g->n_layers * 7));
+        CHECK((double)n4 / (double)nw >= bpw_lo - 1e-9 && (double)n4 / (double)nw <= bpw_hi + 1e-9);
+        CHECK(changed > chg_lo); /* the base really was converted */
+        CHECK(q->head_fused);
     }
     /* identical A (same seed); give B the same non-zero values in both */
     size_t np, np2;
@@ -101,8 +114,8 @@ static void run(ct_model *m, int bf16) {
         double r = max_rel(ct__tm_grads(q) + tab[k].off, ct__tm_grads(ref) + tab[k].off, tab[k].n);
         if (r > worst) worst = r;
     }
-    printf("QLoRA vs LoRA on the dequantized base (%s): logits %.2e, loss %.7f vs %.7f, worst grad %.2e\n",
-           bf16 ? "bf16" : "f32", rl, sq / 18, sr / 18, worst);
+    printf("QLoRA (%s base) vs LoRA on the dequantized base (%s): logits %.2e, loss %.7f vs %.7f, worst grad %.2e\n",
+           bname, bf16 ? "bf16" : "f32", rl, sq / 18, sr / 18, worst);
     CHECK(rl <= (bf16 ? 1e-2 : TOL_LOGIT));
     CHECK(fabs(sq - sr) <= (bf16 ? 1e-2 : 1e-5) * fabs(sr));
     CHECK(worst <= (bf16 ? TOL_GRAD_BF16 : TOL_GRAD));
@@ -118,10 +131,12 @@ done:
 int main(void) {
     ct_model *m = load();
     if (!m) return ct_check_done("test_qlora");
-    run(m, 0);
-    run(m, 1);
+    for (int b = CT_TB_NF4; b <= CT_TB_BF16; b++) {
+        run(m, 0, (ct__tm_base)b);
+        run(m, 1, (ct__tm_base)b);
+    }
     /* a 4-bit base is for LoRA only */
-    ct__tm_opts o = {.method = CT_TM_FULL, .base_nf4 = 1, .max_rows = 8, .max_seq = 8, .n_threads = 1};
+    ct__tm_opts o = {.method = CT_TM_FULL, .base = CT_TB_NF4, .max_rows = 8, .max_seq = 8, .n_threads = 1};
     ct__tmodel *t = NULL;
     CHECK(ct__tm_create(m, &o, &t) == CT_ERR_ARG && t == NULL);
     ct_model_free(m);
