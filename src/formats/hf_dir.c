@@ -18,7 +18,8 @@
  *     silu/swish; rope scaling other than "default" (rope_scaling or
  *     rope_parameters.rope_type: linear, dynamic, yarn, llama3, ...); llama's
  *     attention_bias (it also puts a bias on o_proj) and mlp_bias;
- *     quantization_config.
+ *     a quantization_config other than bitsandbytes 4-bit (bnb4.c checks
+ *     it; the 4-bit tensors are read by the model builder through bnb4.h).
  *   gpt2 -> CT_ARCH_GPT2: n_embd, n_layer, n_head, vocab_size required; n_inner
  *     (null -> 4*n_embd), n_positions (1024), layer_norm_epsilon (1e-5);
  *     activation_function gelu_new or gelu_pytorch_tanh; tied embeddings
@@ -39,6 +40,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "formats/bnb4.h"
 #include "formats/json.h"
 #include "formats/loaders.h"
 
@@ -273,7 +275,7 @@ ct_status ct__parse_hf_config(const char *text, size_t len, const char *path, ct
         snprintf(cfg->model_type, sizeof cfg->model_type, "%s", mt);
         st = strcmp(mt, "gpt2") == 0 ? gpt2_config(&c, cfg) : llama_config(&c, cfg);
     }
-    if (st == CT_OK) st = reject_if_set(&c, "quantization_config", "load an unquantized checkpoint");
+    if (st == CT_OK) st = ct__bnb4_check_config(j, path, NULL, NULL, NULL);
     if (st == CT_OK) st = token_id(&c, "bos_token_id", &cfg->bos_id);
     if (st == CT_OK) st = token_id(&c, "eos_token_id", &cfg->eos_id);
     ct__json_free(j);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "formats/bnb4.h"
 #include "model/model_internal.h"
 
 static int has_suffix(const char *s, const char *suf) {
@@ -28,11 +29,18 @@ static int is_gguf_file(const char *path) {
     return n == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
-/* "F32: 57, Q4_1: 210" over the store's tensors. */
+/* "F32: 57, Q4_1: 210" over the store's tensors. A bitsandbytes 4-bit
+ * weight counts once, as NF4 or FP4 (its codes and side tensors not at all). */
 static char *dtype_summary(const ct_tstore *ts) {
-    size_t count[CT_DT_COUNT] = {0};
-    for (size_t i = 0; i < ts->n; i++)
-        if ((int)ts->t[i].dtype >= 0 && ts->t[i].dtype < CT_DT_COUNT) count[ts->t[i].dtype]++;
+    size_t count[CT_DT_COUNT] = {0}, fp4 = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        int part = ct__bnb4_part(ts->t[i].name);
+        if (part == 2) count[CT_DT_NF4]++;
+        else if (part == 3) fp4++;
+        else if (part == 0 && !(ts->t[i].dtype == CT_DT_U8 && ct__bnb4_is_quantized(ts, ts->t[i].name)) &&
+                 (int)ts->t[i].dtype >= 0 && ts->t[i].dtype < CT_DT_COUNT)
+            count[ts->t[i].dtype]++;
+    }
     char buf[512];
     size_t n = 0;
     buf[0] = 0;
@@ -40,6 +48,8 @@ static char *dtype_summary(const ct_tstore *ts) {
         if (count[d] && n < sizeof buf)
             n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s: %zu", n ? ", " : "", ct_dtype_name((ct_dtype)d),
                                   count[d]);
+    if (fp4 && n < sizeof buf) n += (size_t)snprintf(buf + n, sizeof buf - n, "%sFP4: %zu", n ? ", " : "", fp4);
+    if ((count[CT_DT_NF4] || fp4) && n < sizeof buf) snprintf(buf + n, sizeof buf - n, " (bitsandbytes 4-bit)");
     return ct__strdup(buf);
 }
 

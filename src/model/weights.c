@@ -10,6 +10,9 @@
  * and biases become owned F32 copies. GPT-2's HF Conv1D weights are stored
  * (in, out) and are transposed once into owned (out, in) copies in their own
  * dtype; GPT-2's fused c_attn/attn_qkv is split into q/k/v row views.
+ * bitsandbytes 4-bit weights (a U8 tensor with a quant state beside it,
+ * src/formats/bnb4.h) become CT_DT_NF4 matrices; they are stored (out, in)
+ * already, GPT-2's Conv1D included (transformers transposes before quantizing).
  *
  * Leaves out: per-layer fused qkv for Llama-family files (phi-style), LoRA
  * tensors (src/peft/), and weights other than those the forward uses
@@ -18,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "formats/bnb4.h"
 #include "model/model_internal.h"
+#include "tensor/nf4_matmul.h"
 #include "tensor/quant.h"
 
 typedef struct {
@@ -98,6 +103,16 @@ static ct_status get_mat(wb *b, const char *name, int64_t rows, int64_t cols, in
     memset(out, 0, sizeof *out);
     const ct_tref *t = ct__tstore_find(&b->m->ts, name);
     if (!t) return optional ? CT_OK : missing(b, name);
+    if (!b->gguf && ct__bnb4_is_quantized(&b->m->ts, name)) {
+        ct_status s = ct__bnb4_mat(&b->m->ts, name, out);
+        if (s) return s;
+        if (out->rows != rows || out->cols != cols)
+            return ct__err(CT_ERR_SHAPE, "%s: 4-bit tensor '%s' has shape (%d, %d) in its quant state but %s implies "
+                           "(%lld, %lld)", tfile(b, t), name, out->rows, out->cols, b->m->cfg_src, (long long)rows,
+                           (long long)cols);
+        b->m->n_params += rows * cols;
+        return CT_OK;
+    }
     int64_t er = conv1d ? cols : rows, ec = conv1d ? rows : cols;
     if (t->ndim != 2 || t->shape[0] != er || t->shape[1] != ec) return bad_shape(b, t, er, ec);
     if (!matrix_dtype(t->dtype))
@@ -143,15 +158,22 @@ static ct_status get_vec(wb *b, const char *name, int64_t n, int optional, const
     return CT_OK;
 }
 
-/* Row view [r0, r0+n) of W. */
+/* Row view [r0, r0+n) of W. NF4: q4 stays the whole matrix, data points at
+ * the byte of element r0 * cols (the convention of src/tensor/matmul_ref.c;
+ * r0 * cols must be even, see map_gpt2_layer). */
 ct_mat ct__mat_rows(const ct_mat *W, int r0, int n) {
     ct_mat v = *W;
     v.rows = n;
-    v.data = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+    if (W->dtype == CT_DT_NF4) v.data = (const uint8_t *)W->data + (size_t)r0 * (size_t)W->cols / 2;
+    else v.data = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
     return v;
 }
 
-static int64_t mat_bytes(const ct_mat *W) { return (int64_t)W->rows * (int64_t)W->row_bytes; }
+static int64_t mat_bytes(const ct_mat *W) {
+    if (W->dtype != CT_DT_NF4) return (int64_t)W->rows * (int64_t)W->row_bytes;
+    const int64_t n = (int64_t)W->rows * W->cols, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
+    return (n + 1) / 2 + (W->q4->absmax ? 4 * nb : nb); /* codes + scales */
+}
 
 /* ---- Llama family (llama, mistral, qwen2; llama2.c) ------------------------ */
 
@@ -209,6 +231,9 @@ static ct_status map_gpt2_layer(wb *b, int l, ct__layer *L) {
     TRY(get_vec(b, nm(b, "h.%d.ln_1.weight", "blk.%d.attn_norm.weight", l), C, 0, &L->attn_norm));
     TRY(get_vec(b, nm(b, "h.%d.ln_1.bias", "blk.%d.attn_norm.bias", l), C, 0, &L->attn_norm_b));
     TRY(get_mat(b, nm(b, "h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight", l), 3 * C, C, cv, 0, &qkv));
+    if (qkv.dtype == CT_DT_NF4 && C % 2)
+        return ct__err(CT_ERR_UNSUPPORTED, "%s: 4-bit '%s' with n_embd %d odd: its k/v rows start mid-byte",
+                       b->m->path, b->name, C);
     TRY(get_vec(b, nm(b, "h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias", l), 3 * C, 0, &bqkv));
     /* the fused (3C, C) rows are q, then k, then v */
     L->wq = ct__mat_rows(&qkv, 0, C);
