@@ -10,6 +10,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* Print "ctune: <what>: <ct_errmsg()>" to stderr; returns 1. */
 int cli_fail(const char *what, ct_status s);

@@ -1,5 +1,7 @@
-/* cli/cmd_train.c — `ctune train MODEL --data FILE --method full|lora -o DIR`
- * (docs/train.md). Parses options into ct_train_opts and calls ct_train. */
+/* cli/cmd_train.c — `ctune train MODEL --data FILE --method full|lora|qlora -o DIR`
+ * (docs/train.md) and `ctune plan MODEL --method ...` (docs/plan.md): one
+ * option parser into ct_train_opts; train calls ct_train, plan prints
+ * ct_train_plan_memory's prediction. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,10 +41,85 @@ static const char *USAGE =
     "  --resume DIR         continue from a checkpoint directory\n"
     "  --log-every N (1)    metrics.jsonl line every N steps\n"
     "  --seed S (42)  -t THREADS  --tokenizer F  --quiet  --progress/--no-progress\n"
-    "  --stop-after N       stop after N steps without writing the final output (to test --resume)\n";
+    "  --stop-after N       stop after N steps without writing the final output (to test --resume)\n"
+    "memory:\n"
+    "  --memory-limit GIB   refuse to start when the predicted peak exceeds this (default: available memory)\n"
+    "  --no-memory-check    start even when the prediction says it will not fit\n";
 
-int cmd_train(int argc, char **argv) {
+static const char *PLAN_USAGE =
+    "usage: ctune plan MODEL --method full|lora|qlora [train options] [--json]\n"
+    "  predicts trainable parameters, the adapter/model file size and the peak memory of\n"
+    "  `ctune train` with the same options (sequences of --max-len tokens, default 256;\n"
+    "  --micro-batch or --batch of them per forward/backward), without training.\n"
+    "  --json               one JSON object instead of the table\n";
+
+static void fmt_bytes(char *buf, size_t cap, size_t b) {
+    if (b >= ((size_t)1 << 30)) snprintf(buf, cap, "%.2f GiB", (double)b / (double)(1 << 30));
+    else if (b >= ((size_t)1 << 20)) snprintf(buf, cap, "%.1f MiB", (double)b / (double)(1 << 20));
+    else snprintf(buf, cap, "%.1f KiB", (double)b / 1024.0);
+}
+
+static void row(const char *what, size_t b, const char *note) {
+    char buf[32];
+    fmt_bytes(buf, sizeof buf, b);
+    printf("  %-26s %12s   %s\n", what, buf, note);
+}
+
+static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int json) {
+    const ct_config *g = ct_model_config(m);
+    int max_seq = o->data.max_len > 0 ? o->data.max_len : 256;
+    ct_train_plan p;
+    ct_status s = ct_train_plan_memory(m, o, max_seq, &p);
+    if (s) return cli_fail("plan", s);
+    size_t avail = o->memory_limit ? o->memory_limit : ct_memory_available();
+    const char *meth = o->method == CT_METHOD_FULL ? "full" : o->method == CT_METHOD_LORA ? "lora" : "qlora";
+    const char *base = o->method != CT_METHOD_QLORA        ? "as stored"
+                       : o->base_dtype == CT_BASE_Q8       ? "q8"
+                       : o->base_dtype == CT_BASE_BF16     ? "bf16"
+                                                           : "nf4";
+    if (json) {
+        printf("{\"model\": \"%s\", \"method\": \"%s\", \"base\": \"%s\", \"r\": %d, \"targets\": \"%s\", "
+               "\"max_rows\": %d, \"max_seq\": %d, \"checkpointing\": %d, \"bf16\": %d, \"n_params\": %lld, "
+               "\"n_trainable\": %lld, \"file_bytes\": %zu, \"weights_bytes\": %zu, \"trainable_bytes\": %zu, "
+               "\"grad_bytes\": %zu, \"optim_bytes\": %zu, \"act_bytes\": %zu, \"save_bytes\": %zu, "
+               "\"other_bytes\": %zu, \"peak_bytes\": %zu, \"available_bytes\": %zu}\n",
+               path, meth, base, o->method == CT_METHOD_FULL ? 0 : o->lora_r,
+               o->method == CT_METHOD_FULL ? "" : o->targets, p.max_rows, p.max_seq, o->checkpointing, o->bf16,
+               (long long)p.n_params, (long long)p.n_trainable, p.file_bytes, p.weights_bytes, p.trainable_bytes,
+               p.grad_bytes, p.optim_bytes, p.act_bytes, p.save_bytes, p.other_bytes, p.peak_bytes, avail);
+        return 0;
+    }
+    printf("%s: %s, %d layers, dim %d, %.2f%s parameters\n", path, g->model_type, g->n_layers, g->dim,
+           p.n_params >= 1000000000 ? (double)p.n_params / 1e9 : (double)p.n_params / 1e6,
+           p.n_params >= 1000000000 ? " B" : " M");
+    printf("method %s", meth);
+    if (o->method != CT_METHOD_FULL) printf(" (r %d on %s, base %s)", o->lora_r, o->targets, base);
+    printf(", %d rows per micro-batch (%d-token sequences), checkpointing %s, precision %s\n", p.max_rows, p.max_seq,
+           o->checkpointing ? "on" : "off", o->bf16 ? "bf16" : "f32");
+    printf("  %-26s %12lld   %.4f%% of the model\n", "trainable parameters", (long long)p.n_trainable,
+           100.0 * (double)p.n_trainable / (double)(p.n_params ? p.n_params : 1));
+    row(o->method == CT_METHOD_FULL ? "model.safetensors" : "adapter_model.safetensors", p.file_bytes, "F32");
+    printf("predicted peak memory (resident):\n");
+    row("frozen weights", p.weights_bytes,
+        o->method == CT_METHOD_FULL ? "(all weights are trainable copies)" : "base as read + head + embeddings");
+    row("trainable values (f32)", p.trainable_bytes, "");
+    row("gradients", p.grad_bytes, "");
+    row("AdamW moments", p.optim_bytes, "m and v, f32");
+    row("activations + scratch", p.act_bytes, o->checkpointing ? "one block's, recomputed in backward" : "every block's");
+    row("save copy", p.save_bytes, "while writing the output / a checkpoint");
+    row("program, tokenizer, data", p.other_bytes, "fixed allowance");
+    row("peak", p.peak_bytes, "");
+    if (avail) {
+        char b[32];
+        fmt_bytes(b, sizeof b, avail);
+        printf("memory available: %s -> %s\n", b, p.peak_bytes <= avail ? "fits" : "does NOT fit");
+    }
+    return 0;
+}
+
+static int train_or_plan(int argc, char **argv, int plan) {
     const char *path = NULL, *tokpath = NULL, *method = NULL, *base = NULL;
+    int json = 0;
     ct_train_opts o;
     ct_train_opts_default(&o, CT_METHOD_LORA);
     int lr_set = 0, ckpt_set = -1;
@@ -98,17 +175,27 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(p, "f32")) o.bf16 = 0;
             else { fprintf(stderr, "ctune train: --precision %s: use f32 or bf16\n", p); return 2; }
         }
+        else if (!strcmp(a, "--memory-limit") && more) {
+            if (!cli_parse_float(a, argv[++i], 0.001, 1 << 20, &d)) return 2;
+            o.memory_limit = (size_t)(d * (double)(1 << 30));
+        }
+        else if (!strcmp(a, "--no-memory-check")) o.no_memory_check = 1;
+        else if (plan && !strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
         else if (!strcmp(a, "--progress")) o.progress = 1;
         else if (!strcmp(a, "--no-progress")) o.progress = 0;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); return 0; }
-        else if (a[0] == '-') { fprintf(stderr, "ctune train: unknown option '%s'\n%s", a, USAGE); return 2; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(plan ? PLAN_USAGE : USAGE, stdout); return 0; }
+        else if (a[0] == '-') {
+            fprintf(stderr, "ctune %s: unknown option '%s'\n%s", plan ? "plan" : "train", a, plan ? PLAN_USAGE : USAGE);
+            return 2;
+        }
         else if (!path) path = a;
-        else { fprintf(stderr, "ctune train: unexpected argument '%s'\n", a); return 2; }
+        else { fprintf(stderr, "ctune %s: unexpected argument '%s'\n", plan ? "plan" : "train", a); return 2; }
 #undef INT
 #undef FLT
     }
-    if (!path || !o.data_path || !o.out_dir || !method) { fputs(USAGE, stderr); return 2; }
+    if (plan && (!path || !method)) { fputs(PLAN_USAGE, stderr); return 2; }
+    if (!plan && (!path || !o.data_path || !o.out_dir || !method)) { fputs(USAGE, stderr); return 2; }
     if (!strcmp(method, "full")) o.method = CT_METHOD_FULL;
     else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
     else if (!strcmp(method, "qlora")) o.method = CT_METHOD_QLORA;
@@ -130,6 +217,11 @@ int cmd_train(int argc, char **argv) {
     ct_model *m = NULL;
     ct_status s = cli_load_model(path, tokpath, 0, &m);
     if (s != CT_OK) return cli_fail(path, s);
+    if (plan) {
+        int rc = print_plan(path, m, &o, json);
+        ct_model_free(m);
+        return rc;
+    }
     ct_train_result r;
     s = ct_train(m, &o, &r);
     ct_model_free(m);
@@ -140,7 +232,15 @@ int cmd_train(int argc, char **argv) {
         if (r.best_val_loss == r.best_val_loss)
             fprintf(stderr, ", best val loss %.4f (ppl %.2f) at step %d", r.best_val_loss, exp(r.best_val_loss),
                     r.best_step);
+        if (r.peak_rss_bytes) {
+            char b[32];
+            fmt_bytes(b, sizeof b, r.peak_rss_bytes);
+            fprintf(stderr, ", peak RSS %s", b);
+        }
         fprintf(stderr, "\n%s written to %s\n", o.method == CT_METHOD_FULL ? "model" : "adapter", o.out_dir);
     }
     return 0;
 }
+
+int cmd_train(int argc, char **argv) { return train_or_plan(argc, argv, 0); }
+int cmd_plan(int argc, char **argv) { return train_or_plan(argc, argv, 1); }

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
             "  eval MODEL --data FILE.txt      perplexity of a text file\n"
             "  train MODEL --data FILE --method full|lora -o DIR\n"
             "                                  fine-tune (AdamW, validation, checkpoints)\n"
+            "  plan MODEL --method full|lora|qlora  predict trainable parameters, file size, peak memory\n"
             "\n"
             "MODEL is a Hugging Face directory, a .gguf file, or a llama2.c .bin\n"
             "(with --tokenizer tokenizer.bin). `ctune <command> --help` for options.\n",
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     fprintf(stderr, "ctune: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -69,6 +69,8 @@ typedef struct {
     const char *out_dir;
     const char *resume_dir; /* a checkpoint-N directory of an earlier run */
     int progress;           /* 1: progress line on stderr (default: when stderr is a terminal) */
+    size_t memory_limit;    /* bytes the run may use (0: MemAvailable of /proc/meminfo + this process's RSS) */
+    int no_memory_check;    /* 1: start even when the predicted peak exceeds memory_limit */
     int quiet;
     /* limits (tests): stop after this many steps without finishing (simulated crash) */
     int stop_after;
@@ -87,9 +89,34 @@ typedef struct {
     double seconds;
     double tokens_per_s;
     int stopped_early;
+    size_t peak_rss_bytes;  /* this process's peak resident memory at the end (VmHWM; 0 when unknown) */
 } ct_train_result;
 
-/* Train m on o->data_path and write the outputs to o->out_dir. */
+/* What a run needs, predicted from the model's shapes and the options before
+ * anything is allocated (ctune plan; ct_train checks it first). Every
+ * sequence is taken as max_seq tokens (ct_train uses the data's longest). */
+typedef struct {
+    int64_t n_params;        /* every parameter of the model (tied weights once) */
+    int64_t n_trainable;     /* trainable parameters */
+    size_t file_bytes;       /* the output: adapter_model.safetensors (LoRA) or model.safetensors (full, F32) */
+    size_t weights_bytes;    /* frozen weights resident: the base as read, converted (QLoRA) or
+                                bf16-packed, the head and the embedding table */
+    size_t trainable_bytes;  /* trainable f32 values */
+    size_t grad_bytes;       /* their gradients */
+    size_t optim_bytes;      /* AdamW's two moments */
+    size_t act_bytes;        /* activations and scratch of one micro-batch */
+    size_t save_bytes;       /* the file-layout copy while an output or checkpoint is written */
+    size_t other_bytes;      /* the program, thread scratch, tokenizer, data (a fixed allowance) */
+    size_t peak_bytes;       /* the sum: predicted peak resident memory */
+    int max_rows, max_seq;   /* rows of one micro-batch, tokens of the longest sequence */
+} ct_train_plan;
+ct_status ct_train_plan_memory(ct_model *m, const ct_train_opts *o, int max_seq, ct_train_plan *out);
+/* Memory this process may use now: MemAvailable + its own RSS (bytes; 0 when unknown). */
+size_t ct_memory_available(void);
+
+/* Train m on o->data_path and write the outputs to o->out_dir. Before it
+ * allocates, a predicted peak above o->memory_limit stops it with
+ * CT_ERR_NOMEM and a message with the numbers and the changes that would fit. */
 ct_status ct_train(ct_model *m, const ct_train_opts *o, ct_train_result *res);
 
 /* Apply a LoRA adapter directory to a loaded model for inference: every

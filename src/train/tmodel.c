@@ -349,15 +349,15 @@ static void plan_acts(ct__tmodel *t, ct__tacts *A, plan *p) {
     want(p, &A->a, N * H);
 }
 
-static ct_status alloc_acts(ct__tmodel *t) {
+/* Every activation and scratch buffer of t into p (t->acts allocated here);
+ * *total: their floats, each padded to 16. */
+static ct_status act_plan(ct__tmodel *t, plan *p, size_t *total_out, float **xa_all) {
     const ct_config *g = t->cfg;
     size_t N = (size_t)t->o.max_rows, C = (size_t)g->dim, H = (size_t)g->hidden_dim, V = (size_t)g->vocab_size;
     int L = g->n_layers, n_acts = t->o.checkpointing ? 1 : L;
     if (L > 256) return ct__err(CT_ERR_UNSUPPORTED, "training: %d layers (at most 256 supported)", L);
-    plan *p = ct__calloc(1, sizeof *p);
-    if (!p) return ct__err(CT_ERR_NOMEM, "training: out of memory");
     t->acts = ct__calloc((size_t)L, sizeof *t->acts);
-    if (!t->acts) { free(p); return ct__err(CT_ERR_NOMEM, "training: out of memory"); }
+    if (!t->acts) return ct__err(CT_ERR_NOMEM, "training: out of memory");
     want(p, &t->res, (size_t)(L + 1) * N * C);
     for (int l = 0; l < n_acts; l++) plan_acts(t, &t->acts[l], p);
     want(p, &t->hf, N * C);
@@ -395,16 +395,29 @@ static ct_status alloc_acts(ct__tmodel *t) {
     for (int l = 0; l < n_acts; l++)
         for (int i = 0; i < LIN_COUNT; i++)
             if (t->blk[l].lin[i].r) nxa++;
-    float *xa_all = NULL;
-    if (nxa) want(p, &xa_all, nxa * N * (size_t)t->o.lora_r);
-    if (p->k >= MAXBUF) { free(p); return ct__err(CT_ERR_UNSUPPORTED, "training: too many activation buffers"); }
+    if (nxa) want(p, xa_all, nxa * N * (size_t)t->o.lora_r);
+    if (p->k >= MAXBUF) { return ct__err(CT_ERR_UNSUPPORTED, "training: too many activation buffers"); }
     size_t total = 0;
     for (int i = 0; i < p->k; i++) {
         size_t padded = (p->n[i] + 15) & ~(size_t)15, nt;
-        if (ct__add_ovf(total, padded, &nt)) { free(p); return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
+        if (ct__add_ovf(total, padded, &nt)) { return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
         total = nt;
     }
-    if (total > SIZE_MAX / sizeof(float)) { free(p); return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
+    if (total > SIZE_MAX / sizeof(float)) { return ct__err(CT_ERR_RANGE, "training: activation size overflows"); }
+    *total_out = total;
+    return CT_OK;
+}
+
+static ct_status alloc_acts(ct__tmodel *t) {
+    const ct_config *g = t->cfg;
+    size_t N = (size_t)t->o.max_rows;
+    int L = g->n_layers, n_acts = t->o.checkpointing ? 1 : L;
+    plan *p = ct__calloc(1, sizeof *p);
+    if (!p) return ct__err(CT_ERR_NOMEM, "training: out of memory");
+    size_t total = 0;
+    float *xa_all = NULL;
+    ct_status st = act_plan(t, p, &total, &xa_all);
+    if (st) { free(p); return st; }
     t->mem_bytes = total * sizeof(float);
     t->mem = ct__alloc_big(t->mem_bytes);
     if (!t->mem) {
@@ -451,6 +464,8 @@ static size_t frozen_deq_floats(const ct__tmodel *t) {
 
 /* ---- bf16 LoRA: frozen matrices rounded and packed once ------------------------- */
 
+static void drop_source(ct__tmodel *t, const ct_mat *W);
+
 static void *pack_one(ct__tmodel *t, int tb, int K, int N, const float *B, int ldb) {
     size_t bytes = ct__gemm_bf16_packed_bytes(K, N);
     void *dst = ct__alloc_big(bytes);
@@ -490,6 +505,7 @@ static ct_status prepack_frozen(ct__tmodel *t) {
             L->pk_fwd = pack_one(t, 1, L->in, L->out, W, ld);
             L->pk_bwd = pack_one(t, 0, L->out, L->in, W, ld);
             if (!L->pk_fwd || !L->pk_bwd) s = CT_ERR_NOMEM;
+            else drop_source(t, &L->base); /* the packed copies are what the products read */
         }
     if (!s && !t->whead && !t->head_fused) {
         int ld;
@@ -497,6 +513,7 @@ static ct_status prepack_frozen(ct__tmodel *t) {
         t->pk_head_fwd = pack_one(t, 1, g->dim, g->vocab_size, W, ld);
         t->pk_head_bwd = pack_one(t, 0, g->vocab_size, g->dim, W, ld);
         if (!t->pk_head_fwd || !t->pk_head_bwd) s = CT_ERR_NOMEM;
+        else drop_source(t, &t->m->output); /* a tied embedding faults back in only the rows it reads */
     }
     if (tmp) ct__free_big(tmp, mx * sizeof(float));
     return s ? ct__err(s, "training: out of memory packing the frozen weights in bf16") : CT_OK;
@@ -734,6 +751,98 @@ void ct__tm_free(ct__tmodel *t) {
     free(t->blk);
     free(t->acts);
     free(t);
+}
+
+/* ---- memory estimate (ctune plan, the trainer's check before it allocates) ---------- */
+
+/* Bytes a frozen linear layer occupies once converted to o.base (or as it is
+ * stored when already so, or read as loaded with ASIS). */
+static size_t base_layer_bytes(const ct__tmodel *t, const ct__tlin *L) {
+    const ct_mat *W = &L->base;
+    const int64_t n = (int64_t)L->out * L->in, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
+    const size_t stored = W->dtype == CT_DT_NF4 ? mat_bytes(W) : (size_t)W->rows * W->row_bytes;
+    switch (t->o.base) {
+    case CT_TB_NF4:
+        return W->dtype == CT_DT_NF4 ? stored
+                                     : (size_t)(n + 1) / 2 + (size_t)nb + 4 * (size_t)ct__q4_nblocks(nb, 256);
+    case CT_TB_Q8:
+        if (L->in % 32) return W->dtype == CT_DT_BF16 ? stored : 2 * (size_t)n;
+        return W->dtype == CT_DT_Q8_0 ? stored : (size_t)n / 32 * 34;
+    case CT_TB_BF16: return W->dtype == CT_DT_BF16 ? stored : 2 * (size_t)n;
+    default:
+        if (t->o.bf16) return ct__gemm_bf16_packed_bytes(L->in, L->out) + ct__gemm_bf16_packed_bytes(L->out, L->in);
+        return stored;
+    }
+}
+
+ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
+    if (!m || !o || !e) return ct__err(CT_ERR_ARG, "ct__tm_estimate: NULL argument");
+    memset(e, 0, sizeof *e);
+    const ct_config *g = &m->cfg;
+    if (o->max_rows <= 0 || o->max_seq <= 0 || o->max_seq > o->max_rows)
+        return ct__err(CT_ERR_ARG, "training: need 0 < max_seq (%d) <= max_rows (%d)", o->max_seq, o->max_rows);
+    ct__tmodel *t = ct__calloc(1, sizeof *t);
+    if (!t) return ct__err(CT_ERR_NOMEM, "training: out of memory");
+    t->m = m;
+    t->cfg = g;
+    t->o = *o;
+    t->qd = g->n_heads * g->head_dim;
+    t->kvd = g->n_kv_heads * g->head_dim;
+    t->qkv_out = g->arch == CT_ARCH_GPT2 ? 3 * g->dim : t->qd;
+    t->blk = ct__calloc((size_t)g->n_layers, sizeof *t->blk);
+    plan *p = ct__calloc(1, sizeof *p);
+    if (!t->blk || !p) {
+        free(p);
+        ct__tm_free(t);
+        return ct__err(CT_ERR_NOMEM, "training: out of memory");
+    }
+    setup_blocks(t);
+    ptab_b b = {.t = t, .count_only = 1};
+    walk_params(&b);
+    e->n_trainable = b.n;
+    e->n_tensors = b.np;
+    e->trainable_bytes = e->grad_bytes = b.n * sizeof(float);
+    e->optim_bytes = 2 * b.n * sizeof(float);
+    const size_t C = (size_t)g->dim, V = (size_t)g->vocab_size;
+    const ct_mat *H = &m->output;
+    const size_t head_stored = (size_t)H->rows * H->row_bytes, emb_stored = (size_t)m->tok_emb.rows * m->tok_emb.row_bytes;
+    if (o->method == CT_TM_FULL) {
+        /* every weight is a trainable copy; the mapped pages are dropped */
+        if (o->bf16) e->heademb_bytes = 2 * ct__gemm_bf16_packed_bytes((int)C, (int)V);
+    } else {
+        for (int l = 0; l < g->n_layers; l++)
+            for (int i = 0; i < LIN_COUNT; i++) {
+                ct__tlin *L = &t->blk[l].lin[i];
+                if (!L->out) continue;
+                e->base_bytes += base_layer_bytes(t, L);
+                L->fused = o->base != CT_TB_ASIS;
+            }
+        t->head_fused = o->base != CT_TB_ASIS && fusable(H->dtype) && (H->dtype != CT_DT_Q8_0 || H->cols % 32 == 0);
+        if (!t->head_fused && o->bf16 && o->base == CT_TB_ASIS)
+            e->heademb_bytes = 2 * ct__gemm_bf16_packed_bytes((int)C, (int)V);
+        else e->heademb_bytes = head_stored;
+        /* the embedding table: its own pages when untied (counted whole: an upper bound,
+           training touches the rows of the ids it sees) */
+        if (m->tok_emb.data != H->data) e->heademb_bytes += emb_stored;
+    }
+    t->wdeq_n = o->bf16 && o->method == CT_TM_LORA ? 0 : frozen_deq_floats(t);
+    size_t total = 0;
+    float *xa_all = NULL;
+    ct_status st = act_plan(t, p, &total, &xa_all);
+    e->act_bytes = total * sizeof(float);
+    /* the savers' file-layout copy (ct__tm_file_tensors) and the file */
+    size_t numel = 0;
+    for (int l = 0; l < g->n_layers; l++)
+        for (int i = 0; i < LIN_COUNT; i++) {
+            const ct__tlin *L = &t->blk[l].lin[i];
+            if (L->r) numel += (size_t)L->r * (L->in + L->out);
+        }
+    if (o->method == CT_TM_FULL) numel = (size_t)ct_model_n_params(m);
+    e->save_bytes = numel * sizeof(float);
+    e->file_bytes = 8 + 96 * (size_t)b.np + numel * sizeof(float); /* header: ~96 bytes of JSON a tensor */
+    free(p);
+    ct__tm_free(t);
+    return st;
 }
 
 /* ---- accessors ------------------------------------------------------------------ */

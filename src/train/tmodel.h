@@ -108,6 +108,24 @@ ct_model *ct__tm_model(ct__tmodel *t);
 /* Bytes of the activation buffers and scratch (for memory reports). */
 size_t ct__tm_act_bytes(const ct__tmodel *t);
 
+/* What training with these options needs, computed from the shapes alone
+ * (nothing is allocated or converted): the sizes ct__tm_create and the
+ * trainer will allocate, and the resident bytes of the frozen weights. */
+typedef struct {
+    size_t n_trainable;       /* trainable floats (each tensor padded to 16) */
+    int n_tensors;            /* trainable tensors */
+    size_t trainable_bytes;   /* their f32 values */
+    size_t grad_bytes;        /* their gradients */
+    size_t optim_bytes;       /* AdamW's two moments (the trainer) */
+    size_t act_bytes;         /* activations and scratch (ct__tm_act_bytes) */
+    size_t base_bytes;        /* frozen linear layers as read: mapped, converted (NF4/Q8/BF16) or
+                                 bf16-packed copies (0 for full fine-tuning: they are trainable) */
+    size_t heademb_bytes;     /* frozen head and embedding table (whole), or full fine-tuning's packed head */
+    size_t save_bytes;        /* the file-layout copy the savers make while writing */
+    size_t file_bytes;        /* the adapter (LoRA) / model.safetensors (full) file */
+} ct__tm_mem;
+ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e);
+
 /* Copy a parameter between our layout and the file layout (transpose for
  * GPT-2 Conv1D weights, RoPE row permutation for NORM-rope models).
  * file: numel floats in the file's layout. */

@@ -29,6 +29,7 @@
 #include "formats/json.h"
 #include "train/lora_io.h"
 #include "train/optim.h"
+#include "train/plan.h"
 #include "train/peft.h"
 #include "train/save_full.h"
 #include "train/tmodel_internal.h"
@@ -62,7 +63,7 @@ static const char *method_name(ct_method m) {
 
 /* ---- targets ------------------------------------------------------------------ */
 
-static ct_status parse_targets(const char *s, ct_arch arch, unsigned *out) {
+ct_status ct__parse_targets(const char *s, ct_arch arch, unsigned *out) {
     *out = 0;
     if (!s || !*s) s = "q,v";
     if (!strcmp(s, "all-linear") || !strcmp(s, "all")) {
@@ -401,13 +402,9 @@ static ct_status setup(run *r, ct_train_result *res) {
     r->micro = micro;
     const char *fault = getenv("CTUNE_FAULT_NAN_STEP"); /* tests/e2e/test_train_cli.sh */
     r->fault_nan_step = fault ? atoi(fault) : 0;
-    ct__tm_opts to = {.method = o->method == CT_METHOD_FULL ? CT_TM_FULL : CT_TM_LORA,
-                      .base = o->method == CT_METHOD_QLORA ? (ct__tm_base)(o->base_dtype ? o->base_dtype : CT_TB_NF4) : CT_TB_ASIS,
-                      .lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
-                      .rslora = o->rslora, .max_seq = longest, .max_rows = micro * longest,
-                      .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed,
-                      .bf16 = o->bf16};
-    if (o->method != CT_METHOD_FULL && (s = parse_targets(o->targets, g->arch, &to.lora_targets))) return s;
+    ct__tm_opts to;
+    if ((s = ct__train_tm_opts(o, g, longest, &to))) return s;
+    if ((s = ct__train_check_memory(m, o, longest))) return s;
     if ((s = ct__tm_create(m, &to, &r->t))) return s;
     size_t n;
     ct__tm_params(r->t, &n);
@@ -496,8 +493,10 @@ ct_status ct_train(ct_model *m, const ct_train_opts *o, ct_train_result *res) {
     res->val_loss = res->best_val_loss = NAN;
     if (!m || !o) return ct__err(CT_ERR_ARG, "ct_train: model or options NULL");
     run r = {.o = o, .m = m};
+    const int had_out = o->out_dir && ct__file_exists(o->out_dir);
     ct_status s = ct__mkdir_p(o->out_dir ? o->out_dir : "");
     if (!s) s = setup(&r, res);
+    if (s == CT_ERR_NOMEM && !had_out && o->out_dir) rmdir(o->out_dir); /* refused before anything was written */
     if (!s && o->resume_dir) s = load_checkpoint(&r, o->resume_dir);
     char mpath[1100];
     if (!s) {
@@ -562,6 +561,7 @@ ct_status ct_train(ct_model *m, const ct_train_opts *o, ct_train_result *res) {
     res->seconds = ct__now() - t0;
     res->tokens_per_s = r.tokens / (res->seconds > 0 ? res->seconds : 1e-9);
     res->stopped_early = stop == 1;
+    res->peak_rss_bytes = ct__peak_rss();
     if (!s && stop == 1 && !o->quiet)
         fprintf(stderr, "early stop: no improvement in %d evaluations; best val loss %.4f at step %d (in %s/best)\n",
                 o->patience, r.best_val, r.best_step, o->out_dir);
