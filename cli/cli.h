@@ -10,6 +10,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 
 /* Print "ctune: <what>: <ct_errmsg()>" to stderr; returns 1. */

@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "  eval MODEL --data FILE.txt      perplexity of a text file\n"
             "  train MODEL --data FILE --method full|lora -o DIR\n"
             "                                  fine-tune (AdamW, validation, checkpoints)\n"
+            "  quantize MODEL -o DIR           bitsandbytes 4-bit HF checkpoint (NF4/FP4)\n"
+            "  merge MODEL --adapter DIR -o OUT  merge a LoRA/QLoRA adapter at full precision\n"
             "  plan MODEL --method full|lora|qlora  predict trainable parameters, file size, peak memory\n"
             "\n"
             "MODEL is a Hugging Face directory, a .gguf file, or a llama2.c .bin\n"
@@ -31,6 +33,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     fprintf(stderr, "ctune: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -174,11 +174,12 @@ def check(out):
     from peft import PeftModel
     m4 = load4(os.path.join(out, "llama_nf4_dq"))
     base = dequantized_f32(os.path.join(out, "llama_f32"), m4)
+    base_logits = logits(base)  # before PEFT merges into base in place
     ref = logits(PeftModel.from_pretrained(base, os.path.join(out, "lora")).merge_and_unload())
     merged = AutoModelForCausalLM.from_pretrained(os.path.join(out, "merged"), dtype=torch.float32)
     got = logits(merged)
     d, mx = (got - ref).abs().max().item(), ref.abs().max().item()
-    no_lora = (logits(base) - ref).abs().max().item()
+    no_lora = (base_logits - ref).abs().max().item()
     print(f"merge: ctune merge (loaded by transformers) vs dequantized base + LoRA in torch: max |diff| {d:.3g} "
           f"(max |logit| {mx:.3g}; the adapter itself moves logits by {no_lora:.3g})")
     if not d <= 1e-5 * max(1.0, mx):
