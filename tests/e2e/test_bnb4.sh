@@ -43,6 +43,18 @@ grep -e "tensors," -e "^merge" "$TMP/check.log" || true
 if "$CTUNE" merge "$R/llama_nf4_dq" --adapter "$R/lora" -o "$R/merged16" --dtype bf16 >/dev/null 2>&1 &&
    "$CTUNE" info "$R/merged16" 2>&1 | grep -q "dtypes: *BF16"; then pass
 else fail "ctune merge --dtype bf16: $("$CTUNE" info "$R/merged16" 2>&1 | tail -3)"; fi
+# a GGUF source (stories260K: NORM rope, q/k rows permuted back to HF's
+# layout; tokenizer exported): transformers' greedy text from ctune's 4-bit
+# dir equals ctune's
+G=$CTUNE_SHARED/models/stories260K/stories260K.gguf
+if [ -f "$G" ]; then
+  if "$CTUNE" quantize "$G" -o "$TMP/s260" >"$TMP/g.log" 2>&1; then
+    ours=$("$CTUNE" generate "$TMP/s260" -p "Once upon a time" -n 40 2>/dev/null)
+    theirs=$("$PY" "$CTUNE_ROOT/tests/golden/gen_bnb4_refs.py" generate "$TMP/s260" "Once upon a time" 40 2>/dev/null)
+    if [ -n "$ours" ] && [ "$ours" = "$theirs" ]; then pass
+    else fail "stories260K 4-bit greedy text: ctune '$ours' vs transformers '$theirs'"; fi
+  else fail "ctune quantize $G: $(cat "$TMP/g.log")"; fi
+else echo "note: $G missing, GGUF source not checked"; fi
 # a full disk: the write fails, nothing that looks like an output is left
 if (ulimit -f 64; "$CTUNE" quantize "$R/llama_f32" -o "$TMP/full") >"$TMP/full.log" 2>&1; then
   fail "quantize under ulimit -f 64 succeeded"

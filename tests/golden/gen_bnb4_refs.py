@@ -18,6 +18,8 @@ Hugging Face bitsandbytes 4-bit checkpoints made by transformers itself.
               loads ctune's dirs and gives the same logits as from its own;
               the merged dir's logits equal the dequantized base + LoRA merged
               in torch (f32 tolerance).
+  generate DIR PROMPT N   greedy continuation (N tokens) by transformers'
+              4-bit model in DIR (for a dir ctune quantized from a GGUF file).
 
 bitsandbytes 0.50.2 on a CPU with AVX512-BF16 (this one: Zen 4) repacks a
 4-bit weight at its first inference call and runs a kernel that reads absmax
@@ -192,7 +194,20 @@ def check(out):
         raise SystemExit("\n".join(bad))
 
 
+def generate(d, prompt, n):
+    """Greedy text of transformers' 4-bit model (exact path) in d: the prompt and n new tokens."""
+    from transformers import AutoTokenizer
+    m, t = load4(d), AutoTokenizer.from_pretrained(d)
+    ids = t(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        out = m.generate(ids, max_new_tokens=n, do_sample=False)
+    sys.stdout.write(t.decode(out[0][ids.shape[1]:]))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("gen", "check"):
-        raise SystemExit("usage: gen_bnb4_refs.py gen|check OUT")
-    (gen if sys.argv[1] == "gen" else check)(sys.argv[2])
+    if len(sys.argv) == 5 and sys.argv[1] == "generate":
+        generate(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) != 3 or sys.argv[1] not in ("gen", "check"):
+        raise SystemExit("usage: gen_bnb4_refs.py gen|check OUT | generate DIR PROMPT N")
+    else:
+        (gen if sys.argv[1] == "gen" else check)(sys.argv[2])
