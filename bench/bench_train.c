@@ -2,8 +2,9 @@
  * per second does one optimizer step process, how much memory does it take,
  * and what fraction of the machine's FLOP peak does that reach?
  *
- *   bench_train MODEL [--method full|lora] [-b 4] [-T 256] [--bf16] [-t 2]
- *                     [-w 2] [-r 5] [--lora-r 8] [--checkpointing] [--peak GF] [--json]
+ *   bench_train MODEL [--method full|lora|qlora] [--base nf4|q8|bf16|f32] [-b 4] [-T 256]
+ *                     [--bf16] [-t 2] [-w 2] [-r 5] [--lora-r 8] [--targets qv|all]
+ *                     [--checkpointing] [--save] [--peak GF] [--json]
  *
  * One process = one configuration (peak RSS is per process; bench/run_train.sh
  * starts one per row). Method:
@@ -25,10 +26,16 @@
  * parameter, embeddings included (ct_model_n_params, tied weights once);
  * attention's own products (QK^T and PV, forward and backward) are counted
  * apart as 12*L*T*C per token (the non-causal count; a causal kernel does
- * about half). %peak uses 6N/4N only, against 234 GFLOP/s for f32 and 820 for
+ * about half). %peak uses 6N/4N only,  against 232 GFLOP/s for f32 and 460 for
  * bf16 (2 Zen 4 cores: docs/kernels.md "Training GEMM"; --peak overrides).
  * Peak RSS: VmHWM of /proc/self/status (ru_maxrss when absent); it includes the
- * pages of the memory-mapped F32 base that were touched.
+ * pages of the memory-mapped F32 base that were touched. Beside it, the peak
+ * ct_train_plan_memory (ctune plan) predicts for the same options; --save
+ * makes the savers' file-layout copy of the trainable tensors at the end (as
+ * `ctune train` does when it writes its output), which the prediction counts.
+ * qlora: LoRA over the frozen base converted on load (--base, default nf4;
+ * f32 = plain LoRA through the same in-place kernels), the set-up time
+ * (conversion included) printed apart.
  *
  * Uses the internal training API (src/train/tmodel.h, optim.h). Leaves out: the
  * data loader and tokenization (trainer.c's are outside the step), gradient
@@ -46,14 +53,17 @@
 #include "ctune/ctune.h"
 #include "core/internal.h"
 #include "train/optim.h"
+#include "train/plan.h"
 #include "train/tmodel.h"
 
-#define PEAK_F32 234.0
-#define PEAK_BF16 820.0
+#define PEAK_F32 232.0 /* FMA on 2 Zen 4 cores, build/bench_peak */
+#define PEAK_BF16 460.0 /* vdpbf16ps on 2 Zen 4 cores, build/bench_peak (452-469) */
 
 typedef struct {
     const char *model;
-    int lora, B, T, bf16, threads, warmup, reps, lora_r, ckpt, json;
+    int lora, B, T, bf16, threads, warmup, reps, lora_r, ckpt, json, save;
+    ct_base_dtype base;     /* qlora */
+    const char *targets;
     double peak;
 } args;
 
@@ -64,14 +74,18 @@ static void die(const char *what, ct_status st) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_train MODEL [--method full|lora] [-b B] [-T T] [--bf16] [-t THREADS]\n"
-            "                   [-w WARMUP] [-r REPS] [--lora-r R] [--checkpointing] [--peak GF] [--json]\n"
-            "  --method M       full (every weight trained) or lora (r 8 on q,v; GPT-2 c_attn); default full\n"
+            "usage: bench_train MODEL [--method full|lora|qlora] [--base nf4|q8|bf16|f32] [-b B] [-T T]\n"
+            "                   [--bf16] [-t THREADS] [-w WARMUP] [-r REPS] [--lora-r R] [--targets qv|all]\n"
+            "                   [--checkpointing] [--save] [--peak GF] [--json]\n"
+            "  --method M       full (every weight trained), lora (r 8 on q,v; GPT-2 c_attn) or qlora\n"
+            "                   (LoRA over the base converted to --base, default nf4); default full\n"
+            "  --targets T      qv (default) or all (every linear layer)\n"
+            "  --save           make the savers' copy of the trainable tensors at the end\n"
             "  -b B, -T T       B sequences of T tokens per step (default 4 x 256)\n"
             "  --bf16           matmul operands in bf16, f32 accumulation (ct__tm_opts.bf16)\n"
             "  -t T             threads (default 2)\n"
             "  -w W, -r R       W untimed warm-up steps (default 2), R timed steps (default 5)\n"
-            "  --peak GF        the GFLOP/s the %%peak column divides by (default 234 f32, 820 bf16)\n"
+            "  --peak GF        the GFLOP/s the %%peak column divides by (default 232 f32, 460 bf16)\n"
             "  --json           one JSON object on stdout instead of the text report\n");
     exit(2);
 }
@@ -94,8 +108,18 @@ static args parse_args(int argc, char **argv) {
         if (!strcmp(s, "--method") && more) {
             const char *m = argv[++i];
             if (!strcmp(m, "lora")) a.lora = 1;
+            else if (!strcmp(m, "qlora")) a.lora = 2;
             else if (!strcmp(m, "full")) a.lora = 0;
             else usage();
+        } else if (!strcmp(s, "--base") && more) {
+            const char *b = argv[++i];
+            a.base = !strcmp(b, "nf4") ? CT_BASE_NF4 : !strcmp(b, "q8") ? CT_BASE_Q8
+                     : !strcmp(b, "bf16") ? CT_BASE_BF16 : !strcmp(b, "f32") ? CT_BASE_F32 : CT_BASE_DEFAULT;
+            if (a.base == CT_BASE_DEFAULT) usage();
+        } else if (!strcmp(s, "--targets") && more) {
+            const char *t = argv[++i];
+            if (strcmp(t, "qv") && strcmp(t, "all")) usage();
+            a.targets = !strcmp(t, "all") ? "all-linear" : NULL;
         } else if (!strcmp(s, "-b") && more) a.B = parse_int(argv[++i], s, 1);
         else if (!strcmp(s, "-T") && more) a.T = parse_int(argv[++i], s, 1);
         else if (!strcmp(s, "-t") && more) a.threads = parse_int(argv[++i], s, 1);
@@ -106,6 +130,7 @@ static args parse_args(int argc, char **argv) {
         else if (!strcmp(s, "--bf16")) a.bf16 = 1;
         else if (!strcmp(s, "--checkpointing")) a.ckpt = 1;
         else if (!strcmp(s, "--json")) a.json = 1;
+        else if (!strcmp(s, "--save")) a.save = 1;
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) usage();
         else if (s[0] == '-' || a.model) usage();
         else a.model = s;
@@ -214,13 +239,25 @@ int main(int argc, char **argv) {
     }
     double rss_loaded = peak_rss_mib();
 
-    ct__tm_opts to = {.method = a.lora ? CT_TM_LORA : CT_TM_FULL, .lora_r = a.lora_r, .lora_alpha = 16.0f,
-                      .lora_dropout = 0.0f,
-                      .lora_targets = cfg->arch == CT_ARCH_GPT2 ? CT_LT_Q : (CT_LT_Q | CT_LT_V),
-                      .max_rows = a.B * a.T, .max_seq = a.T, .checkpointing = a.ckpt,
-                      .n_threads = a.threads, .bf16 = a.bf16, .seed = 42};
+    /* the options as `ctune train` would take them, so ctune plan predicts this very run */
+    ct_train_opts o;
+    ct_train_opts_default(&o, a.lora == 2 ? CT_METHOD_QLORA : a.lora ? CT_METHOD_LORA : CT_METHOD_FULL);
+    o.lora_r = a.lora_r;
+    o.lora_dropout = 0.0f;
+    o.targets = a.targets ? a.targets : cfg->arch == CT_ARCH_GPT2 ? "c_attn" : "q,v";
+    o.base_dtype = a.base;
+    o.batch = a.B;
+    o.checkpointing = a.ckpt;
+    o.n_threads = a.threads;
+    o.bf16 = a.bf16;
+    ct__tm_opts to;
+    if ((s = ct__train_tm_opts(&o, cfg, a.T, &to))) die("options", s);
+    ct_train_plan plan;
+    if ((s = ct_train_plan_memory(m, &o, a.T, &plan))) die("ct_train_plan_memory", s);
     state st = {0};
+    double tc = now_s();
     if ((s = ct__tm_create(m, &to, &st.t))) die("ct__tm_create", s);
+    double create_s = now_s() - tc;
     ct__tm_params(st.t, &st.n);
     size_t nb = (st.n ? st.n : 1) * sizeof(float);
     st.mom = ct__alloc_big(nb);
@@ -256,6 +293,12 @@ int main(int argc, char **argv) {
         if (dt < best) best = dt;
     }
 
+    if (a.save) { /* the copy ct__lora_save / ct__save_full make */
+        float *buf = NULL;
+        ct__st_out *outs = ct__tm_file_tensors(st.t, &buf);
+        if (!outs) die("ct__tm_file_tensors", CT_ERR_NOMEM);
+        ct__tm_file_tensors_free(st.t, outs, buf);
+    }
     int64_t np = ct_model_n_params(m);
     double tok_step = (double)N;
     double tps = tok_step * a.reps / tsum, tps_best = tok_step / best;
@@ -263,7 +306,10 @@ int main(int argc, char **argv) {
     double attn_fpt = 12.0 * cfg->n_layers * (double)a.T * cfg->dim;   /* attention products */
     double gf = fpt * tps / 1e9, gf_attn = attn_fpt * tps / 1e9;
     double rss = peak_rss_mib();
-    const char *method = a.lora ? "lora" : "full";
+    const char *method = a.lora == 2 ? "qlora" : a.lora ? "lora" : "full";
+    static const char *const bases[] = {"nf4", "nf4", "q8", "bf16", "f32"};
+    const char *bname = a.lora == 2 ? bases[a.base] : "as stored";
+    double pred = (double)plan.peak_bytes / 1048576.0;
 
     if (a.json) {
         printf("{\"side\": \"ctune\", \"model\": ");
@@ -274,16 +320,20 @@ int main(int argc, char **argv) {
                " \"ms_step\": %.3f, \"ms_step_best\": %.3f, \"gflop_s\": %.3f, \"attn_gflop_s\": %.3f,"
                " \"peak_gflop_s\": %.1f, \"pct_peak\": %.2f, \"peak_rss_mib\": %.1f,"
                " \"rss_after_load_mib\": %.1f, \"act_mib\": %.1f, \"setup_s\": %.3f,"
-               " \"loss_first\": %.5f, \"loss_last\": %.5f}\n",
+               " \"loss_first\": %.5f, \"loss_last\": %.5f, \"base\": \"%s\", \"targets\": \"%s\","
+               " \"create_s\": %.3f, \"saved\": %d, \"predicted_peak_mib\": %.1f}\n",
                cfg->arch == CT_ARCH_GPT2 ? "gpt2" : "llama", method, a.bf16 ? "bf16" : "f32", a.B, a.T,
                a.threads, a.warmup, a.reps, a.ckpt, (long long)np, (long long)trainable, tps, tps_best,
                1e3 * tsum / a.reps, 1e3 * best, gf, gf_attn, a.peak, 100.0 * gf / a.peak, rss, rss_loaded,
-               ct__tm_act_bytes(st.t) / 1048576.0, setup_s, loss0, loss);
+               ct__tm_act_bytes(st.t) / 1048576.0, setup_s, loss0, loss, bname, o.targets, create_s, a.save, pred);
     } else {
         printf("model        %s (%s, %.2f M parameters)\n", a.model, cfg->arch == CT_ARCH_GPT2 ? "gpt2" : "llama",
                np / 1e6);
-        printf("config       %s%s, B %d x T %d, %s, %d threads%s\n", method, a.lora ? " r 8 on q,v" : "", a.B,
-               a.T, a.bf16 ? "bf16 matmuls" : "f32", a.threads, a.ckpt ? ", checkpointing" : "");
+        printf("config       %s", method);
+        if (a.lora) printf(" r %d on %s, base %s", a.lora_r, o.targets, bname);
+        printf(", B %d x T %d, %s, %d threads%s\n", a.B, a.T, a.bf16 ? "bf16 matmuls" : "f32", a.threads,
+               a.ckpt ? ", checkpointing" : "");
+        printf("set-up       %.1f s (training model %.1f s: conversion of the base included)\n", setup_s, create_s);
         printf("trainable    %lld parameters\n", (long long)trainable);
         printf("steps        %d warm-up + %d timed; loss %.4f -> %.4f\n", a.warmup, a.reps, loss0, loss);
         printf("speed        %.1f tok/s (best step %.1f), %.1f ms/step (best %.1f)\n", tps, tps_best,
@@ -292,6 +342,8 @@ int main(int argc, char **argv) {
                a.lora ? 4 : 6, 100.0 * gf / a.peak, a.peak, gf_attn);
         printf("memory       peak RSS %.1f MiB (%.1f after load), activations %.1f MiB\n", rss, rss_loaded,
                ct__tm_act_bytes(st.t) / 1048576.0);
+        printf("plan         predicted peak %.1f MiB (measured / predicted = %.3f%s)\n", pred, rss / pred,
+               a.save ? "" : "; the prediction counts the save copy, run with --save to include it");
     }
 
     ct__free_big(st.mom, nb);

@@ -12,8 +12,8 @@ static const char *USAGE =
     "usage: ctune train MODEL --data FILE --method full|lora|qlora -o OUTDIR [options]\n"
     "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
     "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
-    "  --base-dtype nf4|q8|bf16  qlora's frozen base: 4-bit NF4 (default, 0.52 bytes/weight),\n"
-    "                       8-bit Q8_0 (1.06) or bf16 (2); a model already stored so is used in place\n"
+    "  --base-dtype nf4|q8|bf16|f32  qlora's frozen base: 4-bit NF4 (default, 0.52 bytes/weight),\n"
+    "                       8-bit Q8_0 (1.06), bf16 (2) or f32 (4); a model already stored so is used in place\n"
     "data:\n"
     "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
     "  --val FILE           validation data (else --val-split of --data)\n"
@@ -76,6 +76,7 @@ static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int
     const char *base = o->method != CT_METHOD_QLORA        ? "as stored"
                        : o->base_dtype == CT_BASE_Q8       ? "q8"
                        : o->base_dtype == CT_BASE_BF16     ? "bf16"
+                       : o->base_dtype == CT_BASE_F32      ? "f32"
                                                            : "nf4";
     if (json) {
         printf("{\"model\": \"%s\", \"method\": \"%s\", \"base\": \"%s\", \"r\": %d, \"targets\": \"%s\", "
@@ -208,7 +209,8 @@ static int train_or_plan(int argc, char **argv, int plan) {
         if (!strcmp(base, "nf4")) o.base_dtype = CT_BASE_NF4;
         else if (!strcmp(base, "q8")) o.base_dtype = CT_BASE_Q8;
         else if (!strcmp(base, "bf16")) o.base_dtype = CT_BASE_BF16;
-        else { fprintf(stderr, "ctune train: --base-dtype %s: use nf4, q8 or bf16\n", base); return 2; }
+        else if (!strcmp(base, "f32")) o.base_dtype = CT_BASE_F32;
+        else { fprintf(stderr, "ctune train: --base-dtype %s: use nf4, q8, bf16 or f32\n", base); return 2; }
     }
     if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
     if (ckpt_set >= 0) o.checkpointing = ckpt_set;

@@ -27,8 +27,9 @@ extern "C" {
  * checkpointing is on by default for it (the CLI's --no-grad-checkpoint). */
 typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2 } ct_method;
 
-/* QLoRA's frozen base (--base-dtype): NF4 (the default), Q8_0 8-bit, BF16. */
-typedef enum { CT_BASE_DEFAULT = 0, CT_BASE_NF4 = 1, CT_BASE_Q8 = 2, CT_BASE_BF16 = 3 } ct_base_dtype;
+/* QLoRA's frozen base (--base-dtype): NF4 (the default), Q8_0 8-bit, BF16, or
+ * F32 (LoRA on a full-precision base, for comparison). */
+typedef enum { CT_BASE_DEFAULT = 0, CT_BASE_NF4 = 1, CT_BASE_Q8 = 2, CT_BASE_BF16 = 3, CT_BASE_F32 = 4 } ct_base_dtype;
 
 typedef struct {
     ct_method method;

@@ -24,6 +24,11 @@ ct_status ct__lora_opts_from_dir(const char *dir, ct_arch arch, ct__tm_opts *o) 
     o->lora_alpha = c.lora_alpha;
     o->lora_dropout = c.lora_dropout;
     o->rslora = c.use_rslora;
+    o->base = !strcmp(c.base_quant, "nf4")    ? CT_TB_NF4
+              : !strcmp(c.base_quant, "q8")   ? CT_TB_Q8
+              : !strcmp(c.base_quant, "bf16") ? CT_TB_BF16
+              : !strcmp(c.base_quant, "f32")  ? CT_TB_F32
+                                              : CT_TB_ASIS;
     o->lora_targets = 0;
     for (int i = 0; i < c.n_targets; i++) {
         unsigned bits = 0;
@@ -56,6 +61,8 @@ ct_status ct__lora_save(ct__tmodel *t, const char *dir, const char *base_model) 
     c.lora_dropout = t->o.lora_dropout;
     c.use_rslora = t->o.rslora;
     c.fan_in_fan_out = g->arch == CT_ARCH_GPT2;
+    static const char *const bq[] = {"", "nf4", "q8", "bf16", "f32"};
+    snprintf(c.base_quant, sizeof c.base_quant, "%s", bq[t->o.base]);
     for (int b = 0; b < 7; b++) {
         const char *nm = ct__tm_target_name(g->arch, 1u << b);
         if (!nm || !(t->o.lora_targets & (1u << b))) continue;

@@ -3,6 +3,11 @@
  * from the dequantized base (never in the stored quantized type, so nothing
  * is lost to re-quantization); the merged matrices are owned F32 copies
  * that replace the model's views, the mapped files stay untouched.
+ * A QLoRA adapter (adapter_config.json's ctune_base_quantization) was
+ * trained on a converted base: the base is converted the same way first
+ * (deterministic, so the same NF4/Q8_0/BF16 values as in training, or used
+ * in place when the model is stored so), then every linear layer becomes its
+ * dequantized f32 value, plus B A where the adapter has one.
  * Leaves out: un-merging, several adapters at once. */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +32,7 @@ ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
         ct_mat *dst[LIN_COUNT] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w_gate, &S->w_up, &S->w_down};
         for (int i = 0; i < LIN_COUNT; i++) {
             const ct__tlin *L = &t->blk[l].lin[i];
-            if (!L->r) continue;
+            if (!L->r && !L->fused) continue;
             float *w = ct__malloc((size_t)L->out * L->in * sizeof(float));
             if (!w || ct__tstore_own(&m->ts, w) < 0) {
                 free(w);
@@ -36,7 +41,7 @@ ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
             }
             for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, w + (size_t)r * L->in);
             /* w += scale * B (out, r) A (r, in) */
-            ct__sgemm(0, 0, L->out, L->in, L->r, t->scale, L->B, L->r, L->A, L->in, 1.0f, w, L->in, t->pool);
+            if (L->r) ct__sgemm(0, 0, L->out, L->in, L->r, t->scale, L->B, L->r, L->A, L->in, 1.0f, w, L->in, t->pool);
             ct_mat merged = {.dtype = CT_DT_F32, .rows = L->out, .cols = L->in, .data = w,
                              .row_bytes = (size_t)L->in * sizeof(float), .act_q8 = (uint8_t)(m->q8_act != 0)};
             if (m->cfg.arch == CT_ARCH_GPT2 && i == LIN_Q) {

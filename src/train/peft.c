@@ -87,6 +87,21 @@ ct_status ct__peft_config_write(const char *dir, const ct__peft_config *c) {
     else kv_null(&w, "base_model_name_or_path");
     kv_str(&w, "bias", bias);
     kv_null(&w, "corda_config");
+    if (c->base_quant[0]) { /* ours: the base a QLoRA adapter was trained on (reloads on the same base) */
+        ct__jw_key(&w, "ctune_base_quantization");
+        ct__jw_obj_begin(&w);
+        if (!strcmp(c->base_quant, "nf4")) {
+            kv_int(&w, "blocksize", 64);
+            kv_bool(&w, "double_quant", 1);
+            kv_str(&w, "format", "bitsandbytes");
+            kv_int(&w, "nested_blocksize", 256);
+        } else if (!strcmp(c->base_quant, "q8")) {
+            kv_int(&w, "blocksize", 32);
+            kv_str(&w, "format", "ggml Q8_0 (BF16 where in % 32 != 0)");
+        }
+        kv_str(&w, "type", c->base_quant);
+        ct__jw_obj_end(&w);
+    }
     kv_bool(&w, "ensure_weight_tying", 0);
     kv_null(&w, "eva_config");
     kv_null(&w, "exclude_modules");
@@ -264,6 +279,14 @@ static ct_status parse_config(const char *path, const ct_json *j, ct__peft_confi
     c->lora_dropout = (float)dropout;
     if ((s = read_bool(path, j, "use_rslora", 0, &c->use_rslora)) != CT_OK) return s;
     if ((s = read_bool(path, j, "fan_in_fan_out", 0, &c->fan_in_fan_out)) != CT_OK) return s;
+    const ct_json *bq = ct__json_get(j, "ctune_base_quantization");
+    if (!is_unset(bq)) {
+        const char *ty = bq->type == CT_JSON_OBJ ? ct__json_get_str(bq, "type") : NULL;
+        if (!ty || (strcmp(ty, "nf4") && strcmp(ty, "q8") && strcmp(ty, "bf16") && strcmp(ty, "f32")))
+            return ct__err(CT_ERR_FORMAT, "%s: ctune_base_quantization.type must be \"nf4\", \"q8\", \"bf16\" or "
+                           "\"f32\"", path);
+        snprintf(c->base_quant, sizeof c->base_quant, "%s", ty);
+    }
     const char *bias = ct__json_get_str(j, "bias");
     if (bias && strcmp(bias, "lora_only") == 0) /* also longer than c->bias holds */
         return ct__err(CT_ERR_UNSUPPORTED, "%s: bias \"lora_only\" is not supported (\"none\" or \"all\")", path);

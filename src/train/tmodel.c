@@ -565,6 +565,7 @@ static ct_status to_rows(ct__tmodel *t, ct__tlin *L, ct_dtype dt, float *tmp) {
         ct__mat_row_f32(&L->base, r, tmp);
         uint8_t *row = d + (size_t)r * rb;
         if (dt == CT_DT_Q8_0) ct__quantize_row(dt, tmp, row, L->in);
+        else if (dt == CT_DT_F32) memcpy(row, tmp, (size_t)L->in * sizeof(float));
         else
             for (int c = 0; c < L->in; c++) {
                 uint16_t h = ct__f32_to_bf16(tmp[c]);
@@ -590,8 +591,10 @@ static int fusable(ct_dtype d) {
  * read in place when the kernels can read its type. */
 static ct_status convert_base(ct__tmodel *t) {
     const ct_config *g = t->cfg;
-    const ct_dtype want = t->o.base == CT_TB_NF4 ? CT_DT_NF4 : t->o.base == CT_TB_Q8 ? CT_DT_Q8_0 : CT_DT_BF16;
-    const char *name = t->o.base == CT_TB_NF4 ? "nf4" : t->o.base == CT_TB_Q8 ? "q8" : "bf16";
+    static const ct_dtype dts[] = {CT_DT_F32, CT_DT_NF4, CT_DT_Q8_0, CT_DT_BF16, CT_DT_F32};
+    static const char *const names[] = {"as stored", "nf4", "q8", "bf16", "f32"};
+    const ct_dtype want = dts[t->o.base];
+    const char *name = names[t->o.base];
     int nl = g->n_layers * LIN_COUNT;
     t->nf4_mats = ct__calloc((size_t)nl, sizeof *t->nf4_mats);
     t->conv_mem = ct__calloc((size_t)nl * 3 + 1, sizeof *t->conv_mem);
@@ -769,6 +772,7 @@ static size_t base_layer_bytes(const ct__tmodel *t, const ct__tlin *L) {
         if (L->in % 32) return W->dtype == CT_DT_BF16 ? stored : 2 * (size_t)n;
         return W->dtype == CT_DT_Q8_0 ? stored : (size_t)n / 32 * 34;
     case CT_TB_BF16: return W->dtype == CT_DT_BF16 ? stored : 2 * (size_t)n;
+    case CT_TB_F32: return W->dtype == CT_DT_F32 ? stored : 4 * (size_t)n;
     default:
         if (t->o.bf16) return ct__gemm_bf16_packed_bytes(L->in, L->out) + ct__gemm_bf16_packed_bytes(L->out, L->in);
         return stored;

@@ -33,9 +33,10 @@ typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1 } ct__tm_method;
  *         (bitsandbytes' layout, src/tensor/nf4.h): 0.52 bytes/weight
  *   Q8    Q8_0 (blocks of 32 int8 with an f16 scale): 1.06 bytes/weight; a
  *         matrix whose in is not a multiple of 32 stays BF16
- *   BF16  2 bytes/weight.
+ *   BF16  2 bytes/weight
+ *   F32   4 bytes/weight (plain LoRA read through the same kernels: the comparison).
  * With any of them the frozen head is read in place as well. */
-typedef enum { CT_TB_ASIS = 0, CT_TB_NF4, CT_TB_Q8, CT_TB_BF16 } ct__tm_base;
+typedef enum { CT_TB_ASIS = 0, CT_TB_NF4, CT_TB_Q8, CT_TB_BF16, CT_TB_F32 } ct__tm_base;
 
 /* The linear layers of a block, as LoRA targets. GPT-2: c_attn = Q (one fused
  * q/k/v matrix), attn.c_proj = O, c_fc = UP, mlp.c_proj = DOWN. */

@@ -137,6 +137,31 @@ static void run(const char *model_rel, const char *tmp) {
             ct_model_free(m2);
         }
     }
+    /* QLoRA (NF4 and Q8 bases): the adapter records its base; merged into a freshly
+       loaded f32 base it is converted the same way first, so it gives the trained logits */
+    for (int bq = CT_TB_NF4; bq <= CT_TB_Q8; bq++) {
+        o = (ct__tm_opts){.method = CT_TM_LORA, .base = (ct__tm_base)bq, .lora_r = 4, .lora_alpha = 8,
+                          .lora_targets = CT_LT_ALL, .max_rows = 20, .max_seq = 12, .n_threads = 2, .seed = 5};
+        CHECK_OK(ct__tm_create(m, &o, &t));
+        if (!t) continue;
+        train_a_bit(t, &b);
+        CHECK_OK(ct__tm_run(t, &b, 1.0f, 0, want, NULL));
+        snprintf(dir, sizeof dir, "%s/qlora%d", tmp, bq);
+        CHECK_OK(ct__lora_save(t, dir, model_rel));
+        ct__tm_free(t);
+        ct__tm_opts o2 = {0};
+        CHECK_OK(ct__lora_opts_from_dir(dir, ct_model_config(m)->arch, &o2));
+        CHECK_EQ_INT(o2.base, bq);
+        ct_model *m2 = load(path(model_rel));
+        if (m2) {
+            CHECK_OK(ct_model_apply_adapter(m2, dir));
+            double rel = cmp_logits(m2, want, ids, 12);
+            printf("%s QLoRA (%s base) saved and merged on the recorded base: rel logit diff %.2e\n", model_rel,
+                   bq == CT_TB_NF4 ? "nf4" : "q8", rel);
+            CHECK(rel <= TOL_LOGIT);
+            ct_model_free(m2);
+        }
+    }
     /* an adapter for another rank does not load silently */
     if ((t = NULL, ct__tm_create(m, &(ct__tm_opts){.method = CT_TM_LORA, .lora_r = 8, .lora_alpha = 8,
                                                  .lora_targets = CT_LT_ALL, .max_rows = 20, .max_seq = 12,
