@@ -8,7 +8,7 @@
  * c_proj, c_fc, mlp.c_proj, its Conv1D weights transposed to (out, in)
  * first, as transformers does before quantizing). Kept in the model's float
  * dtype: embeddings, norms, biases and lm_head (transformers keeps the
- * output head unquantized). Each 4-bit weight is ct__quantize_4bit_ref (its
+ * output head unquantized). Each 4-bit weight is ct__quantize_4bit (its
  * blocks split over the threads: blocks are independent, so the bits do not
  * depend on the split) + ct__q4_double_quant with torch_threads 1 (the
  * offset is a torch f32 mean; above 32768 blocks torch's own result depends
@@ -239,7 +239,7 @@ static void quant_task(void *ctx, int ith, int nth) {
     if (b0 >= b1) return;
     const int64_t s = b0 * CT_NF4_BLOCK, e = b1 * CT_NF4_BLOCK < j->n ? b1 * CT_NF4_BLOCK : j->n;
     /* blocks are independent and s is even: the same bits as one call */
-    ct__quantize_4bit_ref(j->x + s, e - s, CT_NF4_BLOCK, j->t, j->codes + s / 2, j->absmax + b0);
+    ct__quantize_4bit(j->x + s, e - s, CT_NF4_BLOCK, j->t, j->codes + s / 2, j->absmax + b0);
 }
 
 /* Block maxima only (pass 1), as quantize_4bit computes them. */

@@ -238,6 +238,50 @@ void ct__quantize_4bit_ref(const float *x, int64_t n, int64_t blocksize, ct_q4_t
     if (n & 1) packed[n >> 1] = (uint8_t)(prev << 4 | bucket(&b, 0.0f)); /* F.pad with 0.0 */
 }
 
+/* The same, 64-element blocks in AVX-512: absmax by a max-reduction of |x|
+ * (order does not change a max), v = clamp(x * r) with the scalar r, the
+ * bucket as the count of bounds < v (15 compares, the same predicate as
+ * bucket()), its code by a 16-entry permute, the pairs packed high nibble
+ * first. Other blocksizes, the short last block and an odd n go to _ref. */
+void ct__quantize_4bit(const float *x, int64_t n, int64_t blocksize, ct_q4_type t, uint8_t *packed,
+                       float *absmax) {
+    int64_t s = 0;
+#ifdef NF4_AVX512
+    if (blocksize == CT_NF4_BLOCK) {
+        q4_bounds b;
+        make_bounds(t, &b);
+        __m512 bd[15];
+        for (int k = 0; k < 15; k++) bd[k] = _mm512_set1_ps(b.bounds[k]);
+        int32_t codes[16];
+        for (int k = 0; k < 16; k++) codes[k] = b.code[k];
+        const __m512i cv = _mm512_loadu_si512(codes), one = _mm512_set1_epi32(1);
+        const __m512 lo = _mm512_set1_ps(-1.0f), hi = _mm512_set1_ps(1.0f);
+        const __m128i m8 = _mm_set1_epi16(0x00FF);
+        for (; s + CT_NF4_BLOCK <= n; s += CT_NF4_BLOCK) {
+            __m512 v[4], m = _mm512_setzero_ps();
+            for (int q = 0; q < 4; q++) {
+                v[q] = _mm512_loadu_ps(x + s + 16 * q);
+                m = _mm512_max_ps(m, _mm512_abs_ps(v[q]));
+            }
+            const float am = _mm512_reduce_max_ps(m);
+            absmax[s / CT_NF4_BLOCK] = am;
+            const __m512 r = _mm512_set1_ps(1.0f / fmaxf(am, 1e-38f));
+            for (int q = 0; q < 4; q++) {
+                const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v[q], r), lo), hi);
+                __m512i c = _mm512_setzero_si512();
+                for (int k = 0; k < 15; k++)
+                    c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(bd[k], y, _CMP_LT_OQ), c, one);
+                /* 16 codes as bytes; 16-bit lane j holds (c[2j], c[2j+1]) */
+                const __m128i cb = _mm512_cvtepi32_epi8(_mm512_permutexvar_epi32(c, cv));
+                const __m128i pr = _mm_and_si128(_mm_or_si128(_mm_slli_epi16(cb, 4), _mm_srli_epi16(cb, 8)), m8);
+                _mm_storel_epi64((__m128i *)(packed + s / 2 + 8 * q), _mm_packus_epi16(pr, pr));
+            }
+        }
+    }
+#endif
+    if (s < n) ct__quantize_4bit_ref(x + s, n - s, blocksize, t, packed + s / 2, absmax + s / blocksize);
+}
+
 void ct__dequantize_4bit_ref(const uint8_t *packed, const float *absmax, int64_t n, int64_t blocksize,
                              ct_q4_type t, float *y) {
     const float *tab = t == CT_Q4_NF4 ? ct__nf4_map : ct__fp4_map;

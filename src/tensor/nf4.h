@@ -64,6 +64,11 @@ static inline int64_t ct__q4_nblocks(int64_t n, int64_t blocksize) { return (n +
 void ct__quantize_4bit_ref(const float *x, int64_t n, int64_t blocksize, ct_q4_type t,
                            uint8_t *packed, float *absmax);
 
+/* The same, bit-identical, with AVX-512 for blocksize 64 (the _ref elsewhere
+ * and for the short last block). */
+void ct__quantize_4bit(const float *x, int64_t n, int64_t blocksize, ct_q4_type t, uint8_t *packed,
+                       float *absmax);
+
 /* bitsandbytes quantize_blockwise with an explicit 256-entry ascending code
  * (its C CPU kernel, 0.50.2): per block absmax = max |x|, v = x / absmax,
  * g = rint((v + 1) * 32767.5) / 32767.5 - 1 in double, q = the nearest code

@@ -10,7 +10,12 @@
  *   double-precision product of the reference-dequantized matrix (f32 sums
  *   in any order; a wrong element costs ~1/cols), T = 1, 5, 40, pool none
  *   and 2 threads, with bias; views on and off the 64-block boundary (the
- *   fused kernel and the tile fallback). */
+ *   fused kernel and the tile fallback);
+ * - ct__quantize_4bit (AVX-512) bit-identical to ct__quantize_4bit_ref
+ *   (codes and absmax, memcmp) on random data and edge data: values exactly
+ *   on every midpoint of the table (ties go to the lower code), one ulp
+ *   either side, +-0, all-zero blocks, denormals, +-absmax, huge values,
+ *   n odd / not a multiple of 64, NF4 and FP4, blocksize 64 and 32. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -149,7 +154,60 @@ static void check_one(int rows, int cols, ct_q4_type t, int dq, ct_pool *pool) {
     free_q4(&m);
 }
 
+static int same_quant(const float *x, int64_t n, int64_t bs, ct_q4_type t) {
+    const int64_t nb = ct__q4_nblocks(n, bs);
+    uint8_t *p1 = calloc((size_t)(n + 1) / 2 + 1, 1), *p2 = calloc((size_t)(n + 1) / 2 + 1, 1);
+    float *a1 = malloc(sizeof(float) * nb), *a2 = malloc(sizeof(float) * nb);
+    ct__quantize_4bit_ref(x, n, bs, t, p1, a1);
+    ct__quantize_4bit(x, n, bs, t, p2, a2);
+    int ok = memcmp(p1, p2, (size_t)(n + 1) / 2) == 0 && memcmp(a1, a2, sizeof(float) * nb) == 0;
+    if (!ok) fprintf(stderr, "ct__quantize_4bit differs from _ref: n %lld blocksize %lld %s\n", (long long)n,
+                     (long long)bs, t ? "fp4" : "nf4");
+    free(p1); free(p2); free(a1); free(a2);
+    return ok;
+}
+
+static void check_quantizer(void) {
+    for (int t = 0; t < 2; t++) {
+        const float *tab = t ? ct__fp4_map : ct__nf4_map;
+        float sorted[16], tmp;
+        memcpy(sorted, tab, sizeof sorted);
+        for (int i = 0; i < 16; i++) /* insertion sort */
+            for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) { tmp = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = tmp; }
+        /* edge data: per 64-block, absmax a (the first element), then the
+         * midpoints times a, one ulp either side, zeros and denormals */
+        const int64_t n = 64 * 40;
+        float *x = malloc(sizeof(float) * (n + 7));
+        static const float scales[] = {1.0f, 0.5f, 0.25f, 3.0f, 1e-3f, 1e30f, 1e-40f, 0.0f};
+        for (int64_t b = 0; b < n / 64; b++) {
+            const float a = scales[b % 8];
+            float *y = x + 64 * b;
+            y[0] = (b & 1) ? -a : a;
+            for (int k = 0; k < 15; k++) {
+                float m = (sorted[k] + sorted[k + 1]) / 2.0f * a;
+                y[1 + 4 * k] = m;
+                y[2 + 4 * k] = nextafterf(m, 1e38f);
+                y[3 + 4 * k] = nextafterf(m, -1e38f);
+                y[4 + 4 * k] = -m;
+            }
+            y[61] = 0.0f;
+            y[62] = -0.0f;
+            y[63] = b % 3 ? 1e-45f : a;
+        }
+        for (int64_t k = 0; k < 7; k++) x[n + k] = 0.3f * (float)k;
+        for (int64_t len = n - 64; len <= n + 7; len += 1) CHECK(same_quant(x, len, 64, (ct_q4_type)t));
+        CHECK(same_quant(x, n, 32, (ct_q4_type)t));
+        /* random, with outliers */
+        for (int64_t i = 0; i < n; i++) x[i] = frand() * (i % 53 == 0 ? 100.0f : 0.02f);
+        CHECK(same_quant(x, n, 64, (ct_q4_type)t));
+        CHECK(same_quant(x, 1, 64, (ct_q4_type)t));
+        CHECK(same_quant(x, 65, 64, (ct_q4_type)t));
+        free(x);
+    }
+}
+
 int main(void) {
+    check_quantizer();
     ct_pool *pool = NULL;
     CHECK_OK(ct__pool_create(2, &pool));
     static const int shapes[][2] = {{8, 64}, {33, 128}, {12, 100}, {7, 37}, {96, 64}, {768, 64}, {9, 3}};
