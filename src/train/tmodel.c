@@ -534,16 +534,59 @@ static void drop_source(ct__tmodel *t, const ct_mat *W) {
         if (ct__mfile_drop_range(&t->m->ts.files[i], W->data, n)) return;
 }
 
+/* The conversions split rows (decoding, Q8_0/BF16 encoding) or 64-blocks (NF4
+ * codes) across the pool's threads: every row and block is the same code
+ * whatever the split, so the result does not depend on the thread count. */
+typedef struct {
+    const ct_mat *src;
+    ct_dtype dt;       /* target of the row pass: F32 (decode into f32), Q8_0, BF16 */
+    uint8_t *dst;      /* (rows, rb) */
+    size_t rb;
+    float *f32;        /* NF4: the decoded matrix (rows * cols) */
+    uint8_t *packed;   /* NF4 codes */
+    float *absmax;     /* NF4 block scales */
+    int64_t n, nb;
+    float *rowtmp;     /* (nth, cols) */
+} conv_job;
+
+static void conv_rows_task(void *ctx, int ith, int nth) {
+    const conv_job *j = ctx;
+    const int rows = j->src->rows, cols = j->src->cols;
+    const int r0 = (int)((int64_t)rows * ith / nth), r1 = (int)((int64_t)rows * (ith + 1) / nth);
+    float *tmp = j->rowtmp + (size_t)ith * cols;
+    for (int r = r0; r < r1; r++) {
+        if (j->f32) { ct__mat_row_f32(j->src, r, j->f32 + (size_t)r * cols); continue; }
+        ct__mat_row_f32(j->src, r, tmp);
+        uint8_t *row = j->dst + (size_t)r * j->rb;
+        if (j->dt == CT_DT_Q8_0) ct__quantize_row(j->dt, tmp, row, cols);
+        else if (j->dt == CT_DT_F32) memcpy(row, tmp, (size_t)cols * sizeof(float));
+        else
+            for (int c = 0; c < cols; c++) {
+                uint16_t h = ct__f32_to_bf16(tmp[c]);
+                memcpy(row + 2 * (size_t)c, &h, 2);
+            }
+    }
+}
+
+static void conv_nf4_task(void *ctx, int ith, int nth) {
+    const conv_job *j = ctx;
+    const int64_t b0 = j->nb * ith / nth, b1 = j->nb * (ith + 1) / nth;
+    if (b0 >= b1) return;
+    const int64_t e0 = b0 * CT_NF4_BLOCK, e1 = b1 * CT_NF4_BLOCK < j->n ? b1 * CT_NF4_BLOCK : j->n;
+    ct__quantize_4bit_ref(j->f32 + e0, e1 - e0, CT_NF4_BLOCK, CT_Q4_NF4, j->packed + e0 / 2, j->absmax + b0);
+}
+
 /* W as NF4 with double quantization (blocks of 64, scales in blocks of 256),
  * as bitsandbytes quantizes a Linear on load; tmp (rows*cols) f32 scratch,
  * absmax (2 * (nb + 1)) scratch. */
 static ct_status to_nf4(ct__tmodel *t, ct__tlin *L, ct_nf4_mat *W, float *tmp, float *absmax) {
     int64_t n = (int64_t)L->out * L->in, nb = ct__q4_nblocks(n, CT_NF4_BLOCK);
-    for (int r = 0; r < L->out; r++) ct__mat_row_f32(&L->base, r, tmp + (size_t)r * L->in);
     uint8_t *packed = conv_alloc(t, (size_t)(n + 1) / 2), *q = conv_alloc(t, (size_t)nb);
     float *nested = conv_alloc(t, (size_t)ct__q4_nblocks(nb, CT_NF4_NESTED_BLOCK) * sizeof(float));
     if (!packed || !q || !nested) return CT_ERR_NOMEM;
-    ct__quantize_4bit_ref(tmp, n, CT_NF4_BLOCK, CT_Q4_NF4, packed, absmax);
+    conv_job j = {.src = &L->base, .f32 = tmp, .packed = packed, .absmax = absmax, .n = n, .nb = nb};
+    ct__pool_run(t->pool, conv_rows_task, &j);
+    ct__pool_run(t->pool, conv_nf4_task, &j);
     ct__q4_double_quant(absmax, nb, 1, absmax + nb, q, nested, &W->offset);
     W->rows = L->out;
     W->cols = L->in;
@@ -556,22 +599,13 @@ static ct_status to_nf4(ct__tmodel *t, ct__tlin *L, ct_nf4_mat *W, float *tmp, f
     return CT_OK;
 }
 
-/* W as Q8_0 or BF16 rows; tmp (cols) f32 scratch. */
+/* W as Q8_0, BF16 or F32 rows; tmp (nth * cols) f32 scratch. */
 static ct_status to_rows(ct__tmodel *t, ct__tlin *L, ct_dtype dt, float *tmp) {
     const size_t rb = ct__dtype_nbytes(dt, L->in);
     uint8_t *d = conv_alloc(t, rb * (size_t)L->out);
     if (!d) return CT_ERR_NOMEM;
-    for (int r = 0; r < L->out; r++) {
-        ct__mat_row_f32(&L->base, r, tmp);
-        uint8_t *row = d + (size_t)r * rb;
-        if (dt == CT_DT_Q8_0) ct__quantize_row(dt, tmp, row, L->in);
-        else if (dt == CT_DT_F32) memcpy(row, tmp, (size_t)L->in * sizeof(float));
-        else
-            for (int c = 0; c < L->in; c++) {
-                uint16_t h = ct__f32_to_bf16(tmp[c]);
-                memcpy(row + 2 * (size_t)c, &h, 2);
-            }
-    }
+    conv_job j = {.src = &L->base, .dt = dt, .dst = d, .rb = rb, .rowtmp = tmp};
+    ct__pool_run(t->pool, conv_rows_task, &j);
     L->base = (ct_mat){.dtype = dt, .rows = L->out, .cols = L->in, .data = d, .row_bytes = rb};
     return CT_OK;
 }
@@ -604,7 +638,9 @@ static ct_status convert_base(ct__tmodel *t) {
             size_t n = (size_t)t->blk[l].lin[i].out * t->blk[l].lin[i].in;
             if (n > mx) mx = n;
         }
-    const size_t tmp_n = want == CT_DT_NF4 ? (mx ? mx : 1) : (size_t)(g->dim > g->hidden_dim ? g->dim : g->hidden_dim) * 4;
+    const size_t tmp_n = want == CT_DT_NF4 ? (mx ? mx : 1)
+                                           : (size_t)(g->dim > g->hidden_dim ? g->dim : g->hidden_dim) *
+                                                 (size_t)ct__pool_size(t->pool) * 4;
     float *tmp = ct__alloc_big(tmp_n * sizeof(float));
     float *absmax = want == CT_DT_NF4 ? ct__malloc((mx / CT_NF4_BLOCK + 2) * sizeof(float) * 2) : NULL;
     if (!t->nf4_mats || !t->conv_mem || !tmp || (want == CT_DT_NF4 && !absmax)) {

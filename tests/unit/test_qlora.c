@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
+#include "tensor/nf4.h"
 #include "train/tmodel_internal.h"
 
 #define TOL_LOGIT 2e-5     /* relative to the largest logit, f32 */
@@ -72,6 +73,18 @@ static void run(ct_model *m, int bf16, ct__tm_base base) {
                 for (int r = 0; r < Lq->out; r++) ct__mat_row_f32(&Lq->base, r, w + (size_t)r * Lq->in);
             for (int r = 0; r < Lr->out; r++) ct__mat_row_f32(&Lr->base, r, orig + (size_t)r * Lr->in);
             changed += max_rel(w, orig, n);
+            if (want == CT_DT_NF4) { /* the threaded conversion = one serial bitsandbytes quantize_4bit */
+                const int64_t nb = ct__q4_nblocks((int64_t)n, CT_NF4_BLOCK);
+                uint8_t *pk = malloc((n + 1) / 2), *qa = malloc((size_t)nb);
+                float *am = malloc(sizeof(float) * 2 * (size_t)(nb + 1)), *ne = malloc(sizeof(float) * (size_t)(nb / 256 + 1));
+                float off;
+                ct__quantize_4bit_ref(orig, (int64_t)n, CT_NF4_BLOCK, CT_Q4_NF4, pk, am);
+                ct__q4_double_quant(am, nb, 1, am + nb, qa, ne, &off);
+                CHECK(memcmp(pk, Lq->base.q4->packed, (n + 1) / 2) == 0);
+                CHECK(memcmp(qa, Lq->base.q4->qabsmax, (size_t)nb) == 0);
+                CHECK(off == Lq->base.q4->offset);
+                free(pk); free(qa); free(am); free(ne);
+            }
             free(orig);
             Lr->base = (ct_mat){.dtype = CT_DT_F32, .rows = Lr->out, .cols = Lr->in, .data = w,
                                 .row_bytes = (size_t)Lr->in * sizeof(float)};
