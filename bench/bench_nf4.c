@@ -5,8 +5,8 @@
  * Usage: bench_nf4 [-t threads] [-m rows] [-r batches] [-p f32-peak] [-P bf16-peak]
  *   -t pool size (default 2)   -m rows M of x / dy (default 256: T = 256)
  *   -r timed batches per kernel, best kept (default 3; the machine is shared)
- *   -p / -P the f32 / bf16 peaks for the % columns (default 234 / 468 GFLOP/s:
- *      2 Zen 4 cores, one zmm FMA / vdpbf16ps per cycle each, measured)
+ *   -p / -P the f32 / bf16 peaks for the % columns (default 232 / 460 GFLOP/s:
+ *      2 Zen 4 cores, build/bench_peak)
  * Shapes: Llama-2-7B's linear layers, W (out, in) = 4096x4096 (q/k/v/o),
  * 11008x4096 (gate/up), 4096x11008 (down); random Gaussian weights quantized
  * to NF4 with double quantization. For each: forward y = x W^T and input
@@ -17,6 +17,8 @@
  *   bf16   ct__sgemm_bf16 on it (bf16 packing of W included, per call)
  *   bf16pk ct__sgemm_bf16_packed, W packed once outside the timing (what a
  *          bf16 base costs: 2 bytes per weight resident, vs 0.5 for NF4)
+ *   q8bf   ct__qmm_* on W as Q8_0 rows, bf16 mode (--base-dtype q8, 1.06 B/weight)
+ *   bf16ip ct__qmm_* on W as BF16 rows read in place, bf16 mode (--base-dtype bf16)
  * Times are the best of -r batches after a warm-up call. */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include "core/internal.h"
 #include "tensor/gemm.h"
 #include "tensor/nf4_matmul.h"
+#include "tensor/quant.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float grand(void) {
@@ -41,14 +44,15 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-enum { K_NF4, K_NF4BF, K_SGEMM, K_BF16, K_BF16PK, NKERN };
-static const char *KNAME[NKERN] = {"nf4", "nf4bf", "sgemm", "bf16", "bf16pk"};
+enum { K_NF4, K_NF4BF, K_SGEMM, K_BF16, K_BF16PK, K_Q8BF, K_BF16IP, NKERN };
+static const char *KNAME[NKERN] = {"nf4", "nf4bf", "sgemm", "bf16", "bf16pk", "q8bf", "bf16ip"};
 
 typedef struct {
     int dyw, M;
     const ct_nf4_mat *W;
     const float *wf; /* dequantized (out, in) */
     const void *wp;  /* op(B) packed for bf16pk */
+    const ct_mat *q8, *bf; /* W as Q8_0 / BF16 rows */
     const float *A;
     float *C;
     ct_pool *pool;
@@ -61,6 +65,13 @@ static void call(const bench_case *b, int k) {
     case K_NF4:
     case K_NF4BF:
         if ((b->dyw ? ct__nf4_matmul_dyw : ct__nf4_matmul_xwt)(b->C, b->A, b->W, b->M, beta, k == K_NF4BF, b->pool)) {
+            fprintf(stderr, "bench_nf4: %s\n", ct_errmsg());
+            exit(1);
+        }
+        break;
+    case K_Q8BF:
+    case K_BF16IP:
+        if ((b->dyw ? ct__qmm_dyw : ct__qmm_xwt)(b->C, b->A, k == K_Q8BF ? b->q8 : b->bf, b->M, beta, 1, b->pool)) {
             fprintf(stderr, "bench_nf4: %s\n", ct_errmsg());
             exit(1);
         }
@@ -85,7 +96,7 @@ static double best_seconds(const bench_case *b, int k, int batches) {
 
 int main(int argc, char **argv) {
     int threads = 2, M = 256, batches = 3;
-    double peak = 234.0, peak_bf = 468.0;
+    double peak = 232.0, peak_bf = 460.0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) M = atoi(argv[++i]);
@@ -115,6 +126,18 @@ int main(int argc, char **argv) {
         ct_nf4_mat W = {out, in, packed, NULL, q, nested, map, 0.0f, CT_Q4_NF4};
         ct__q4_double_quant(absmax, nb, 1, work, q, nested, &W.offset);
         ct__nf4_mat_dequant_ref(&W, wf);
+        /* the same values as Q8_0 and BF16 rows */
+        const size_t rq = (size_t)in / 32 * 34, rbf = 2 * (size_t)in;
+        uint8_t *q8d = xmalloc(rq * out), *bfd = xmalloc(rbf * out);
+        for (int r = 0; r < out; r++) {
+            ct__quantize_row(CT_DT_Q8_0, wf + (size_t)r * in, q8d + rq * r, in);
+            for (int c = 0; c < in; c++) {
+                uint16_t h = ct__f32_to_bf16(wf[(size_t)r * in + c]);
+                memcpy(bfd + rbf * r + 2 * (size_t)c, &h, 2);
+            }
+        }
+        const ct_mat q8m = {.dtype = CT_DT_Q8_0, .rows = out, .cols = in, .data = q8d, .row_bytes = rq};
+        const ct_mat bfm = {.dtype = CT_DT_BF16, .rows = out, .cols = in, .data = bfd, .row_bytes = rbf};
         for (int dyw = 0; dyw < 2; dyw++) {
             const int N = dyw ? in : out, K = dyw ? out : in;
             float *A = xmalloc(sizeof(float) * (size_t)M * K), *C = xmalloc(sizeof(float) * (size_t)M * N);
@@ -122,7 +145,7 @@ int main(int argc, char **argv) {
             memset(C, 0, sizeof(float) * (size_t)M * N);
             void *wp = xmalloc(ct__gemm_bf16_packed_bytes(K, N));
             ct__gemm_bf16_pack_b(!dyw, K, N, wf, in, wp, pool);
-            bench_case b = {dyw, M, &W, wf, wp, A, C, pool};
+            bench_case b = {dyw, M, &W, wf, wp, &q8m, &bfm, A, C, pool};
             char name[40];
             snprintf(name, sizeof name, "%dx%d %s", out, in, dyw ? "dy W" : "x W^T");
             printf("%-22s", name);
@@ -135,7 +158,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
             free(A); free(C); free(wp);
         }
-        free(wf); free(absmax); free(work); free(nested); free(packed); free(q);
+        free(wf); free(absmax); free(work); free(nested); free(packed); free(q); free(q8d); free(bfd);
     }
     ct__pool_free(pool);
     return 0;
