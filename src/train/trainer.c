@@ -445,9 +445,11 @@ static ct_status setup(run *r, ct_train_result *res) {
             ct_dataset_summary(r->val, sum, sizeof sum);
             fprintf(stderr, "val:   %s\n", sum);
         }
+        static const char *const qn[] = {"QLoRA (NF4 base)", "QLoRA (NF4 base)", "QLoRA (Q8_0 base)",
+                                         "QLoRA (BF16 base)", "LoRA (F32 base)"};
         fprintf(stderr, "%s: %lld trainable parameters (%.3f%% of %lld), %d steps (%d per epoch), batch %d, "
                 "micro-batch %d, activations %.1f MiB\n",
-                o->method == CT_METHOD_QLORA ? "QLoRA (NF4 base)" : o->method == CT_METHOD_LORA ? "LoRA" : "full fine-tuning",
+                o->method == CT_METHOD_QLORA ? qn[o->base_dtype] : o->method == CT_METHOD_LORA ? "LoRA" : "full fine-tuning",
                 (long long)res->trainable,
                 100.0 * (double)res->trainable / (double)ct_model_n_params(m), (long long)ct_model_n_params(m),
                 r->total, r->spe, o->batch, micro, ct__tm_act_bytes(r->t) / 1048576.0);

@@ -41,6 +41,42 @@ echo "final validation loss: LoRA $v2, QLoRA $q2"
 if awk -v a="$v2" -v b="$q2" 'BEGIN{exit !(b < a * 1.03 && b > a * 0.97)}'; then pass
 else fail "QLoRA val loss $q2 not within 3% of LoRA's $v2"; fi
 grep -q "QLoRA (NF4 base)" "$TMP/qlora.log" && pass || fail "qlora summary line: $(head -4 "$TMP/qlora.log")"
+grep -q '"ctune_base_quantization"' "$TMP/qlora/adapter_config.json" && grep -q '"type": "nf4"' "$TMP/qlora/adapter_config.json" \
+  && pass || fail "the QLoRA adapter config does not record its NF4 base"
+# the Q8_0 base trains too, and its adapter says so
+if "$CTUNE" train "$BIN" "${COMMON[@]}" --method qlora --base-dtype q8 --targets all-linear --r 8 --lr 2e-3 \
+     --max-steps 10 -o "$TMP/qlora8" >"$TMP/qlora8.log" 2>&1 && grep -q "QLoRA (Q8_0 base)" "$TMP/qlora8.log" \
+     && grep -q '"type": "q8"' "$TMP/qlora8/adapter_config.json"; then pass
+else fail "qlora --base-dtype q8: $(tail -3 "$TMP/qlora8.log")"; fi
+"$CTUNE" train "$BIN" "${COMMON[@]}" --method lora --base-dtype q8 -o "$TMP/x" >"$TMP/bd.log" 2>&1 \
+  && fail "--base-dtype with --method lora was accepted" || grep -q "is for --method qlora" "$TMP/bd.log" && pass
+
+# 1c. ctune plan: its trainable count is the run's, its file size the adapter's
+# (within 2%: the header is estimated), and its peak within 15% of the run's
+# (a run of 8 x 256-token rows, where the buffers, not the program, dominate)
+PLANRUN=(--tokenizer "$TOK" --data "$TMP/shake.txt" --max-len 256 --batch 8 -t 2 --no-progress --method lora
+         --targets all-linear --r 8)
+"$CTUNE" train "$BIN" "${PLANRUN[@]}" --max-steps 2 -o "$TMP/planrun" >"$TMP/planrun.log" 2>&1 \
+  || fail "plan check run: $(tail -3 "$TMP/planrun.log")"
+"$CTUNE" plan "$BIN" "${PLANRUN[@]}" --json >"$TMP/plan.json" 2>"$TMP/plan.log" || fail "plan: $(cat "$TMP/plan.log")"
+ntr=$(grep -o '"n_trainable": [0-9]*' "$TMP/plan.json" | awk '{print $2}')
+fb=$(grep -o '"file_bytes": [0-9]*' "$TMP/plan.json" | awk '{print $2}')
+pk=$(grep -o '"peak_bytes": [0-9]*' "$TMP/plan.json" | awk '{print $2}')
+ntr_run=$(grep -o '^LoRA: [0-9]* trainable' "$TMP/planrun.log" | awk '{print $2}')
+asz=$(stat -c %s "$TMP/planrun/adapter_model.safetensors")
+rss=$(grep -o 'peak RSS [0-9.]* [KMG]iB' "$TMP/planrun.log" | awk '{v=$3; if ($4=="GiB") v*=1024; if ($4=="KiB") v/=1024; print v*1048576}')
+echo "plan: $ntr trainable (run: $ntr_run), file $fb bytes (adapter: $asz), peak $pk bytes (run: $rss)"
+[ -n "$ntr" ] && [ "$ntr" = "$ntr_run" ] && pass || fail "plan's trainable count $ntr != the run's $ntr_run"
+awk -v a="$fb" -v b="$asz" 'BEGIN{exit !(a > 0.98 * b && a < 1.02 * b)}' && pass || fail "plan's file size $fb vs $asz"
+awk -v a="$pk" -v b="$rss" 'BEGIN{exit !(b > 0.85 * a && b < 1.15 * a)}' && pass || fail "plan's peak $pk vs measured $rss"
+# the memory check refuses before it allocates, names the numbers and what fits, and leaves no output
+if "$CTUNE" train "$BIN" "${COMMON[@]}" --method full --memory-limit 0.03 -o "$TMP/toobig" >"$TMP/big.log" 2>&1; then
+  fail "a run over --memory-limit started"
+else
+  grep -q "not enough memory: this run needs about" "$TMP/big.log" && grep -q "fits (" "$TMP/big.log" && pass \
+    || fail "memory check message: $(cat "$TMP/big.log")"
+  [ ! -e "$TMP/toobig" ] && pass || fail "the refused run left $TMP/toobig behind"
+fi
 
 # 2. kill -9 part-way, resume, same bytes as an uninterrupted run
 RUN=(--method lora --r 4 --dropout 0.1 --lr 1e-3 --warmup 5 --max-steps 240 --save-every 40 --eval-every 60)
