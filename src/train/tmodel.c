@@ -573,7 +573,7 @@ static void conv_nf4_task(void *ctx, int ith, int nth) {
     const int64_t b0 = j->nb * ith / nth, b1 = j->nb * (ith + 1) / nth;
     if (b0 >= b1) return;
     const int64_t e0 = b0 * CT_NF4_BLOCK, e1 = b1 * CT_NF4_BLOCK < j->n ? b1 * CT_NF4_BLOCK : j->n;
-    ct__quantize_4bit_ref(j->f32 + e0, e1 - e0, CT_NF4_BLOCK, CT_Q4_NF4, j->packed + e0 / 2, j->absmax + b0);
+    ct__quantize_4bit(j->f32 + e0, e1 - e0, CT_NF4_BLOCK, CT_Q4_NF4, j->packed + e0 / 2, j->absmax + b0);
 }
 
 /* W as NF4 with double quantization (blocks of 64, scales in blocks of 256),
