@@ -7,8 +7,9 @@
 #  (b) `ctune quantize` of the f32 models: every tensor (codes, absmax,
 #      nested, maps, quant-state JSON) byte-identical to transformers' file;
 #  (c) transformers loads ctune's dirs: the same logits as from its own;
-#  (d) `ctune merge` of the adapter over the NF4 dir = dequantized base +
-#      LoRA merged in torch (f32 tolerance);
+#  (d) `ctune merge` of an adapter over the NF4 dirs (Llama q/v/down,
+#      GPT-2 c_attn/c_fc) = dequantized base + LoRA merged in torch (f32
+#      tolerance);
 # plus refusals: a full disk (ulimit -f) leaves no output directory, an
 # existing output, an already 4-bit source.
 source "$(dirname "$0")/common.sh"
@@ -36,9 +37,11 @@ q gpt2_f32 gpt2_fp4 --type fp4 --no-double-quant
 if "$CTUNE" merge "$R/llama_nf4_dq" --adapter "$R/lora" -o "$R/merged" >"$TMP/m.log" 2>&1 &&
    grep -q "merged into the dequantized base in f32" "$TMP/m.log" && grep -q "NOT re-quantized" "$TMP/m.log"; then pass
 else fail "ctune merge: $(cat "$TMP/m.log")"; fi
+if "$CTUNE" merge "$R/gpt2_nf4_dq" --adapter "$R/lora_gpt2" -o "$R/merged_gpt2" >"$TMP/m.log" 2>&1; then pass
+else fail "ctune merge (GPT-2): $(cat "$TMP/m.log")"; fi
 if "$PY" "$CTUNE_ROOT/tests/golden/gen_bnb4_refs.py" check "$R" >"$TMP/check.log" 2>&1; then pass
 else fail "gen_bnb4_refs.py check: $(grep -v -e Loading -e Writing -e kernels "$TMP/check.log" | tail -8)"; fi
-grep -e "tensors," -e "^merge" "$TMP/check.log" || true
+grep -e "tensors," -e "^merged" "$TMP/check.log" || true
 # merge in bf16: loads, stored BF16
 if "$CTUNE" merge "$R/llama_nf4_dq" --adapter "$R/lora" -o "$R/merged16" --dtype bf16 >/dev/null 2>&1 &&
    "$CTUNE" info "$R/merged16" 2>&1 | grep -q "dtypes: *BF16"; then pass

@@ -11,8 +11,9 @@ Hugging Face bitsandbytes 4-bit checkpoints made by transformers itself.
                                    (see below), f32 (T, V) for OUT/ids.bin
               plus OUT/cases.txt ("name dir logits") for test_bnb4.
   check OUT   after ctune wrote OUT/ctune_<case> (`ctune quantize` of the
-              f32 model) and OUT/merged (`ctune merge` of OUT/lora over
-              OUT/llama_nf4_dq): every tensor of ctune's file byte-identical
+              f32 model), OUT/merged (`ctune merge` of OUT/lora over
+              OUT/llama_nf4_dq) and OUT/merged_gpt2 (OUT/lora_gpt2 over
+              OUT/gpt2_nf4_dq): every tensor of ctune's file byte-identical
               to transformers' (codes, absmax, nested, maps, quant-state
               JSON, plain tensors) and the same quantization_config; transformers
               loads ctune's dirs and gives the same logits as from its own;
@@ -134,6 +135,11 @@ def gen(out):
     pm = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
                                          init_lora_weights=False, lora_dropout=0.0))
     pm.save_pretrained(os.path.join(out, "lora"))
+    # and one for GPT-2: the fused c_attn (q/k/v row views of one 4-bit matrix) and c_fc
+    base = AutoModelForCausalLM.from_pretrained(os.path.join(out, "gpt2_f32"), dtype=torch.float32)
+    pm = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"], fan_in_fan_out=True,
+                                         init_lora_weights=False, lora_dropout=0.0))
+    pm.save_pretrained(os.path.join(out, "lora_gpt2"))
 
 
 def st_tensors(path):
@@ -174,22 +180,22 @@ def check(out):
               f"logits from ctune's dir vs transformers' own: max |diff| {d}")
     # merge: dequantized NF4 base + LoRA, merged in torch
     from peft import PeftModel
-    m4 = load4(os.path.join(out, "llama_nf4_dq"))
-    base = dequantized_f32(os.path.join(out, "llama_f32"), m4)
-    base_logits = logits(base)  # before PEFT merges into base in place
-    ref = logits(PeftModel.from_pretrained(base, os.path.join(out, "lora")).merge_and_unload())
-    merged = AutoModelForCausalLM.from_pretrained(os.path.join(out, "merged"), dtype=torch.float32)
-    got = logits(merged)
-    d, mx = (got - ref).abs().max().item(), ref.abs().max().item()
-    no_lora = (base_logits - ref).abs().max().item()
-    print(f"merge: ctune merge (loaded by transformers) vs dequantized base + LoRA in torch: max |diff| {d:.3g} "
-          f"(max |logit| {mx:.3g}; the adapter itself moves logits by {no_lora:.3g})")
-    if not d <= 1e-5 * max(1.0, mx):
-        bad.append(f"merge: logits differ by {d} (tolerance 1e-5 * max(1, {mx}))")
-    if not no_lora > 100 * d:
-        bad.append(f"merge: the adapter's effect ({no_lora}) is not well above the difference ({d})")
-    if any(v[0] != "F32" for v in st_tensors(os.path.join(out, "merged", "model.safetensors")).values()):
-        bad.append("merge: the merged model has non-F32 tensors")
+    for merged, q4, src, lora in (("merged", "llama_nf4_dq", "llama_f32", "lora"),
+                                  ("merged_gpt2", "gpt2_nf4_dq", "gpt2_f32", "lora_gpt2")):
+        base = dequantized_f32(os.path.join(out, src), load4(os.path.join(out, q4)))
+        base_logits = logits(base)  # before PEFT merges into base in place
+        ref = logits(PeftModel.from_pretrained(base, os.path.join(out, lora)).merge_and_unload())
+        got = logits(AutoModelForCausalLM.from_pretrained(os.path.join(out, merged), dtype=torch.float32))
+        d, mx = (got - ref).abs().max().item(), ref.abs().max().item()
+        no_lora = (base_logits - ref).abs().max().item()
+        print(f"{merged}: ctune merge of {lora} over {q4} (loaded by transformers) vs dequantized base + LoRA in "
+              f"torch: max |diff| {d:.3g} (max |logit| {mx:.3g}; the adapter itself moves logits by {no_lora:.3g})")
+        if not d <= 1e-5 * max(1.0, mx):
+            bad.append(f"{merged}: logits differ by {d} (tolerance 1e-5 * max(1, {mx}))")
+        if not no_lora > 100 * d:
+            bad.append(f"{merged}: the adapter's effect ({no_lora}) is not well above the difference ({d})")
+        if any(v[0] != "F32" for v in st_tensors(os.path.join(out, merged, "model.safetensors")).values()):
+            bad.append(f"{merged}: the merged model has non-F32 tensors")
     if bad:
         raise SystemExit("\n".join(bad))
 
