@@ -49,6 +49,15 @@ SHAPES = {  # bench/make_models.py SHAPES
     "stories110M":  dict(arch="llama", dim=768, ffn=2048, L=12, nh=12, nkv=12, ctx=1024, rope=10000.0, V=32000),
     "smollm2-135M": dict(arch="llama", dim=576, ffn=1536, L=30, nh=9,  nkv=3,  ctx=8192, rope=100000.0, V=49152),
     "gpt2-124M":    dict(arch="gpt2",  dim=768, ffn=3072, L=12, nh=12, nkv=12, ctx=1024, rope=None, V=50257),
+    # bench/make_7b.py's shape (untied head); --method qlora only
+    "llama2-7B":    dict(arch="llama", dim=4096, ffn=11008, L=32, nh=32, nkv=32, ctx=4096, rope=10000.0, V=32000,
+                         tie=False),
+}
+TARGETS = {  # --targets: qv = the attention's q and v (GPT-2: its fused c_attn); all = every linear of the blocks
+    ("llama", "qv"): ["q_proj", "v_proj"],
+    ("llama", "all"): ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    ("gpt2", "qv"): ["c_attn"],
+    ("gpt2", "all"): ["c_attn", "c_proj", "c_fc"],  # c_proj: attn.c_proj and mlp.c_proj
 }
 PEAK_F32, PEAK_BF16 = 234.0, 820.0
 
@@ -65,25 +74,27 @@ def vm_hwm_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def build_model(s):
-    import torch
-    torch.manual_seed(1234)
+def model_config(s):
+    """(config, model class) of shape s: every dropout 0, tied head unless s says tie=False."""
     if s["arch"] == "gpt2":
         from transformers import GPT2Config, GPT2LMHeadModel
         cfg = GPT2Config(vocab_size=s["V"], n_positions=s["ctx"], n_embd=s["dim"], n_layer=s["L"],
                          n_head=s["nh"], n_inner=s["ffn"], layer_norm_epsilon=1e-5, resid_pdrop=0.0,
-                         embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True)
-        m = GPT2LMHeadModel(cfg)
-        targets = ["c_attn"]
-    else:
-        from transformers import LlamaConfig, LlamaForCausalLM
-        cfg = LlamaConfig(vocab_size=s["V"], hidden_size=s["dim"], intermediate_size=s["ffn"],
-                          num_hidden_layers=s["L"], num_attention_heads=s["nh"], num_key_value_heads=s["nkv"],
-                          max_position_embeddings=s["ctx"], rms_norm_eps=1e-5, rope_theta=s["rope"],
-                          tie_word_embeddings=True, attention_dropout=0.0, hidden_act="silu")
-        m = LlamaForCausalLM(cfg)
-        targets = ["q_proj", "v_proj"]
-    return m.float(), targets
+                         embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=s.get("tie", True))
+        return cfg, GPT2LMHeadModel
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=s["V"], hidden_size=s["dim"], intermediate_size=s["ffn"],
+                      num_hidden_layers=s["L"], num_attention_heads=s["nh"], num_key_value_heads=s["nkv"],
+                      max_position_embeddings=s["ctx"], rms_norm_eps=1e-5, rope_theta=s["rope"],
+                      tie_word_embeddings=s.get("tie", True), attention_dropout=0.0, hidden_act="silu")
+    return cfg, LlamaForCausalLM
+
+
+def build_model(s):
+    import torch
+    torch.manual_seed(1234)
+    cfg, cls = model_config(s)
+    return cls(cfg).float()
 
 
 def batch(B, T, V):
@@ -102,23 +113,104 @@ def batch(B, T, V):
     return torch.tensor(ids, dtype=torch.long), torch.tensor(tg, dtype=torch.long)
 
 
+def write_checkpoint(s, d, dtype_name):
+    """A RANDOM-weight Hugging Face checkpoint of shape s in folder d (config.json + one safetensors
+    shard per block + one for the rest + the index), written tensor by tensor from a model built on
+    the meta device: no f32 model is ever materialized (a 7B one would be 27 GB). Weights N(0, 0.02)
+    (GPT-2's init; Llama's initializer_range too), norms 1, biases 0; tied weights stored once."""
+    import torch
+    from safetensors.torch import save_file
+    cfg, cls = model_config(s)
+    with torch.device("meta"):
+        m = cls(cfg)
+    dt = getattr(torch, dtype_name)
+    g = torch.Generator().manual_seed(1234)
+    shards = {}
+    for name, t in m.state_dict().items():
+        if cfg.tie_word_embeddings and name == "lm_head.weight":  # tied to the embedding: stored once
+            continue
+        parts = name.split(".")
+        blk = next((int(parts[i + 1]) for i, x in enumerate(parts[:-1]) if x in ("layers", "h")
+                    and parts[i + 1].isdigit()), None)
+        shards.setdefault(blk, []).append((name, tuple(t.shape)))
+    weight_map = {}
+    os.makedirs(d, exist_ok=True)
+    for blk, items in shards.items():
+        fn = "model-rest.safetensors" if blk is None else "model-block%03d.safetensors" % blk
+        out = {}
+        for name, shape in items:
+            if name.endswith("bias"):
+                x = torch.zeros(shape)
+            elif len(shape) == 1:
+                x = torch.ones(shape)
+            else:
+                x = torch.empty(shape).normal_(0.0, 0.02, generator=g)
+            out[name] = x.to(dt).contiguous()
+            weight_map[name] = fn
+        save_file(out, os.path.join(d, fn), metadata={"format": "pt"})
+        del out
+    cfg.save_pretrained(d)
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f)
+
+
 def child(a):
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(a.threads)
-    s = SHAPES[a.shape]
-    model, targets = build_model(s)
-    n_params = sum(p.numel() for p in model.parameters())  # parameters() yields tied weights once
-    if a.method == "lora":
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets,
-                                                 bias="none", task_type="CAUSAL_LM"))
+    s = dict(SHAPES[a.shape])
+    if a.layers:
+        s["L"] = a.layers
+    targets = TARGETS[(s["arch"], a.targets)]
+    info = {}
+    t_setup = time.perf_counter()
+    if a.method == "qlora":
+        # the QLoRA user's path: from_pretrained(quantization_config=...) of a checkpoint folder (written
+        # by the parent, in another process, so this process's VmHWM is the user's), then
+        # prepare_model_for_kbit_training (frozen base, non-4-bit parameters cast to f32, gradient
+        # checkpointing on) and the LoRA adapters
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        import bitsandbytes as bnb
+        cdt = torch.bfloat16 if a.bf16 else torch.float32
+        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=cdt)
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(a.ckpt_dir, quantization_config=q, dtype=cdt)
+        info["load_s"] = round(time.perf_counter() - t0, 3)
+        info["rss_after_load_mib"] = round(vm_hwm_mib(), 1)
+        n4 = [mod for mod in model.modules() if isinstance(mod, bnb.nn.Linear4bit)]
+        info["linear4bit"] = len(n4)
+        info["bytes_4bit"] = sum(mod.weight.numel() * mod.weight.element_size() for mod in n4)
+        # parameters() yields tied weights once; a Params4bit counts as its original shape
+        n_params = sum(p.quant_state.shape.numel() if getattr(p, "quant_state", None) is not None else p.numel()
+                       for p in model.parameters())
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0,
+                                                 target_modules=targets, bias="none", task_type="CAUSAL_LM"))
+        import bitsandbytes
+        info.update({
+            "base": "nf4", "double_quant": True, "compute_dtype": str(cdt).replace("torch.", ""),
+            "checkpointing": 1, "bitsandbytes": bitsandbytes.__version__,
+            "build": "random checkpoint (%s safetensors, written tensor by tensor from a meta-device model) "
+                     "loaded by AutoModelForCausalLM.from_pretrained(quantization_config=BitsAndBytesConfig("
+                     "nf4, double quant)), dtype=%s; peft prepare_model_for_kbit_training(gradient "
+                     "checkpointing) + LoraConfig" % (a.ckpt_dtype, str(cdt).replace("torch.", "")),
+        })
+    else:
+        model = build_model(s)
+        n_params = sum(p.numel() for p in model.parameters())  # parameters() yields tied weights once
+        if a.method == "lora":
+            from peft import LoraConfig, get_peft_model
+            model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0,
+                                                     target_modules=targets, bias="none", task_type="CAUSAL_LM"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=True)
     ids, tg = batch(a.B, a.T, s["V"])
     V = s["V"]
+    info["setup_s"] = round(time.perf_counter() - t_setup, 3)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -147,12 +239,12 @@ def child(a):
     tot = sum(times)
     N = a.B * a.T
     tps = N * a.reps / tot
-    fpt = (4.0 if a.method == "lora" else 6.0) * n_params
+    fpt = (6.0 if a.method == "full" else 4.0) * n_params
     attn_fpt = 12.0 * s["L"] * a.T * s["dim"]
     peak = a.peak or (PEAK_BF16 if a.bf16 else PEAK_F32)
     gf = fpt * tps / 1e9
     cfg_lines = [x.strip() for x in torch.__config__.show().splitlines() if x.strip().startswith("- Intel")]
-    print(json.dumps({
+    r = {
         "side": "pytorch", "model": a.shape, "arch": s["arch"], "method": a.method,
         "precision": "bf16-autocast" if a.bf16 else "f32", "B": a.B, "T": a.T, "threads": a.threads,
         "warmup": a.warmup, "reps": a.reps, "n_params": n_params, "trainable": trainable,
@@ -161,13 +253,32 @@ def child(a):
         "gflop_s": round(gf, 3), "attn_gflop_s": round(attn_fpt * tps / 1e9, 3), "peak_gflop_s": peak,
         "pct_peak": round(100.0 * gf / peak, 2), "peak_rss_mib": round(vm_hwm_mib(), 1),
         "loss_first": loss0, "loss_last": l, "torch": torch.__version__, "blas": "; ".join(cfg_lines),
-    }), flush=True)
+    }
+    if a.method != "full":
+        r.update({"lora_r": a.lora_r, "targets": a.targets, "target_modules": targets})
+    if a.layers:
+        r["layers"] = s["L"]
+    r.update(info)
+    print(json.dumps(r), flush=True)
+
+
+def ckpt_dir(a):
+    """$CTUNE_CACHE/models/peer-hf/<shape>[-L<n>]-<dtype>: the random checkpoint --method qlora loads."""
+    cache = os.environ.get("CTUNE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ctune")
+    name = a.shape + ("-L%d" % a.layers if a.layers else "") + "-" + a.ckpt_dtype
+    return os.path.join(cache, "models", "peer-hf", name)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
-    ap.add_argument("--method", default="full", choices=["full", "lora"])
+    ap.add_argument("--method", default="full", choices=["full", "lora", "qlora"])
+    ap.add_argument("--targets", default="qv", choices=["qv", "all"],
+                    help="LoRA targets: qv (q_proj,v_proj; GPT-2 c_attn) or all (every linear of the blocks)")
+    ap.add_argument("--lora-r", type=int, default=8, help="LoRA rank (alpha = 2r)")
+    ap.add_argument("--layers", type=int, default=0, help="override the shape's layer count (timing extrapolation)")
+    ap.add_argument("--ckpt-dtype", default=None, choices=["float32", "bfloat16"],
+                    help="dtype of the random checkpoint qlora loads (default float32; llama2-7B: bfloat16)")
     ap.add_argument("-b", dest="B", type=int, default=4)
     ap.add_argument("-T", dest="T", type=int, default=256)
     ap.add_argument("-t", dest="threads", type=int, default=2)
@@ -176,17 +287,41 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="forward under torch.autocast(cpu, bfloat16)")
     ap.add_argument("--peak", type=float, default=0.0)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--write-ckpt", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ckpt-dir", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.T > SHAPES[a.shape]["ctx"]:
         sys.exit("train_peer: -T %d exceeds the %s context of %d" % (a.T, a.shape, SHAPES[a.shape]["ctx"]))
+    if a.shape == "llama2-7B" and a.method != "qlora":
+        sys.exit("train_peer: llama2-7B runs with --method qlora only (its f32 model is 27 GB)")
+    if a.ckpt_dtype is None:
+        a.ckpt_dtype = "bfloat16" if a.shape == "llama2-7B" else "float32"
     if a.child:
         child(a)
+        return
+    if a.write_ckpt:
+        write_checkpoint(dict(SHAPES[a.shape], **({"L": a.layers} if a.layers else {})), a.ckpt_dir, a.ckpt_dtype)
         return
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     env["OMP_NUM_THREADS"] = str(a.threads)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child"] + sys.argv[1:], env=env)
+    extra = []
+    if a.method == "qlora":
+        # the random checkpoint, written once (in its own process) and kept in the cache
+        d = ckpt_dir(a)
+        done = os.path.join(d, ".complete")
+        if not os.path.exists(done):
+            t0 = time.time()
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--write-ckpt", "--ckpt-dir", d,
+                                "--shape", a.shape, "--layers", str(a.layers), "--ckpt-dtype", a.ckpt_dtype],
+                               env=env)
+            if r.returncode:
+                sys.exit(r.returncode)
+            open(done, "w").close()
+            print("train_peer: wrote %s in %.1f s" % (d, time.time() - t0), file=sys.stderr)
+        extra = ["--ckpt-dir", d]
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child"] + sys.argv[1:] + extra, env=env)
     sys.exit(r.returncode)
 
 
