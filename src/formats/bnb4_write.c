@@ -594,6 +594,12 @@ ct_status ct__bnb4_write_model(ct_model *m, const char *out, const ct__bnb4_writ
     ct__bnb4_write_opts def = {0};
     if (!o) o = &def;
     if (!m || !out || !*out) return ct__err(CT_ERR_ARG, "quantize: model or output missing");
+    char outb[3100];
+    size_t ol = strlen(out);
+    if (ol >= sizeof outb) return ct__err(CT_ERR_ARG, "%.100s...: output path too long", out);
+    memcpy(outb, out, ol + 1);
+    while (ol > 1 && outb[ol - 1] == '/') outb[--ol] = 0; /* "dir/" -> "dir": the temp dir goes beside it */
+    out = outb;
     if (o->type != CT_Q4_NF4 && o->type != CT_Q4_FP4) return ct__err(CT_ERR_ARG, "quantize: unknown 4-bit type");
     ct_status s = check_source(m);
     if (s) return s;
@@ -608,7 +614,6 @@ ct_status ct__bnb4_write_model(ct_model *m, const char *out, const ct__bnb4_writ
     w.fdt_name = w.fdt == CT_DT_BF16 ? "bfloat16" : w.fdt == CT_DT_F16 ? "float16" : "float32";
     char tmp[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-    if (strlen(out) > 3000) return ct__err(CT_ERR_ARG, "%.100s...: output path too long", out);
     if (snprintf(path, sizeof path, "%s/model.safetensors", tmp) >= (int)sizeof path) return CT_ERR_ARG;
     w.path = path;
     if ((s = ct__pool_create(o->n_threads, &w.pool))) return s;
