@@ -16,7 +16,8 @@
  * Scratch comes from ct__pool_scratch, sized before the threads start, so a
  * call allocates only the first time a bigger matrix is seen. If that growth
  * fails, the call falls back to the slow single-threaded reference.
- * - NF4 (bitsandbytes 4-bit, W->q4): the fused dequant+GEMM of
+ * - NF4 (bitsandbytes 4-bit, W->q4): for T <= 4 row dots on rows
+ *   dequantized 8 at a time; beyond, the fused dequant+GEMM of
  *   src/tensor/nf4_matmul.c (f32 products), bias added after. A row view
  *   whose first element is not on a 64-block boundary (or, with double
  *   quantization, not on a 256-block group of scales) cannot be handed to it
@@ -353,8 +354,49 @@ static int nf4_sub(const ct_mat *W, ct_nf4_mat *sub) {
     return 1;
 }
 
-/* 1 when done by the fused kernel; 0: the caller runs the generic path. */
+/* Decode (T <= NF4_GEMV_MAX_T): row dots. The fused kernel computes whole
+ * 8-row tiles of x and dequantizes KC x NC panels, ~6x slower than a bf16
+ * matrix at T = 1 (Llama-7B shapes); here each thread dequantizes
+ * NF4_GEMV_ROWS rows at a time into its scratch (ct__nf4_range rows,
+ * ct__mat_row_f32's values) and runs the f32 row dots on them, so the 4-bit
+ * matrix is read once per call. Sums in ct__dot_rows_f's order: within
+ * f32 tolerance of the fused kernel, not bit-identical to it. */
+#define NF4_GEMV_MAX_T 4
+#define NF4_GEMV_ROWS 8
+
+static void nf4_gemv_task(void *ctx, int ith, int nth) {
+    const job *jb = ctx;
+    const ct_mat *W = jb->W;
+    const int rows = W->rows, cols = W->cols;
+    int r0, r1;
+    split_rows(rows, NF4_GEMV_ROWS, ith, nth, &r0, &r1);
+    float *wb = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (NF4_GEMV_ROWS, cols) */
+    ct_mat F = {.dtype = CT_DT_F32, .cols = cols, .data = wb, .row_bytes = sizeof(float) * (size_t)cols};
+    float out[NF4_GEMV_ROWS];
+    for (int r = r0; r < r1; r += NF4_GEMV_ROWS) {
+        const int n = r1 - r < NF4_GEMV_ROWS ? r1 - r : NF4_GEMV_ROWS;
+        for (int i = 0; i < n; i++) ct__dequant_range(W, r + i, 0, cols, wb + (size_t)i * cols);
+        F.rows = n;
+        for (int t = 0; t < jb->T; t++) {
+            ct__dot_rows_f(&F, 0, n, jb->x + (size_t)t * cols, out);
+            float *yt = jb->y + (size_t)t * rows + r;
+            for (int i = 0; i < n; i++) yt[i] = out[i] + (jb->bias ? jb->bias[r + i] : 0.0f);
+        }
+    }
+}
+
+/* 1 when done by the fused kernel or the row dots; 0: the caller runs the generic path. */
 static int nf4_matmul(float *y, const float *x, const ct_mat *W, const float *bias, int T, ct_pool *pool) {
+    if (T <= NF4_GEMV_MAX_T) {
+        const size_t wbytes = sizeof(float) * NF4_GEMV_ROWS * (size_t)W->cols;
+        int ok = 1;
+        for (int i = 0; i < ct__pool_size(pool) && ok; i++) ok = ct__pool_scratch(pool, i, wbytes) != NULL;
+        if (ok) {
+            job jb = {y, x, W, bias, T, CT_MM_GEMV_F32, NULL, 0, NULL, pool, wbytes};
+            ct__pool_run(pool, nf4_gemv_task, &jb);
+            return 1;
+        }
+    }
     ct_nf4_mat sub;
     if (!nf4_sub(W, &sub)) return 0;
     ct_status s = ct__nf4_matmul_xwt(y, x, &sub, T, 0.0f, 0, pool);
@@ -371,6 +413,7 @@ static int nf4_matmul(float *y, const float *x, const ct_mat *W, const float *bi
 
 size_t ct__matmul_scratch(const ct_mat *W, int T) {
     ct_nf4_mat sub;
+    if (W->dtype == CT_DT_NF4 && T <= NF4_GEMV_MAX_T) return (size_t)NF4_GEMV_ROWS * (size_t)W->cols;
     if (W->dtype == CT_DT_NF4 && nf4_sub(W, &sub)) return NF4_SCRATCH_FLOATS;
     int path = ct__matmul_path(W, T);
     size_t b = work_bytes(W, path, T, 1) + xq_bytes(W, T, path);

@@ -43,15 +43,25 @@ static void nf4_range_f32(const ct_mat *W, int r, int k0, int n, float *out) {
     const ct_nf4_mat *q = W->q4;
     const int64_t e = nf4_e0(W) + (int64_t)r * W->cols + k0;
     const float *tab = q->type == CT_Q4_FP4 ? ct__fp4_map : ct__nf4_map;
-    for (int i = 0; i < n;) {
+    int i = 0;
+    if (q->type == CT_Q4_NF4 && e % CT_NF4_BLOCK == 0) { /* whole blocks, 64 scales at a time */
+        enum { NB = 64 };
+        float am[NB];
+        const int64_t b0 = e / CT_NF4_BLOCK;
+        for (int nfull = n / CT_NF4_BLOCK, b = 0; b < nfull; b += NB) {
+            const int k = nfull - b < NB ? nfull - b : NB;
+            if (q->absmax) memcpy(am, q->absmax + b0 + b, sizeof(float) * (size_t)k);
+            else
+                for (int j = 0; j < k; j++) am[j] = nf4_scale(q, b0 + b + j);
+            ct__nf4_dequant_row(q->packed + (e + (int64_t)b * CT_NF4_BLOCK) / 2, am, out + (size_t)b * CT_NF4_BLOCK,
+                                (int64_t)k * CT_NF4_BLOCK); /* AVX-512, same bits as the scalar loop */
+        }
+        i = n / CT_NF4_BLOCK * CT_NF4_BLOCK;
+    }
+    while (i < n) {
         const int64_t b = (e + i) / CT_NF4_BLOCK;
         const int end = (b + 1) * CT_NF4_BLOCK - e < n ? (int)((b + 1) * CT_NF4_BLOCK - e) : n;
         const float am = nf4_scale(q, b);
-        if (q->type == CT_Q4_NF4 && (e + i) % CT_NF4_BLOCK == 0 && end - i == CT_NF4_BLOCK) {
-            ct__nf4_dequant_row(q->packed + (e + i) / 2, &am, out + i, CT_NF4_BLOCK); /* AVX-512, same bits */
-            i = end;
-            continue;
-        }
         for (; i < end; i++) {
             const uint8_t by = q->packed[(e + i) >> 1];
             out[i] = tab[((e + i) & 1) ? (by & 15) : (by >> 4)] * am;
