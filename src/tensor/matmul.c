@@ -356,11 +356,13 @@ static int nf4_sub(const ct_mat *W, ct_nf4_mat *sub) {
 
 /* Decode (T <= NF4_GEMV_MAX_T): row dots. The fused kernel computes whole
  * 8-row tiles of x and dequantizes KC x NC panels, ~6x slower than a bf16
- * matrix at T = 1 (Llama-7B shapes); here each thread dequantizes
- * NF4_GEMV_ROWS rows at a time into its scratch (ct__nf4_range rows,
- * ct__mat_row_f32's values) and runs the f32 row dots on them, so the 4-bit
- * matrix is read once per call. Sums in ct__dot_rows_f's order: within
- * f32 tolerance of the fused kernel, not bit-identical to it. */
+ * matrix at T = 1 (Llama-7B shapes). Here the 4-bit matrix is read once per
+ * call: NF4 rows on the 64-block grid are decoded in registers and dotted
+ * with the T rows of x (ct__nf4_dot_row, the row's scales decoded first);
+ * other rows (FP4, cols % 64 != 0, unaligned views) are dequantized
+ * NF4_GEMV_ROWS at a time into the thread's scratch (ct__mat_row_f32's
+ * values) for the f32 row dots. Within f32 tolerance of the fused kernel,
+ * not bit-identical to it. */
 #define NF4_GEMV_MAX_T 4
 #define NF4_GEMV_ROWS 8
 
@@ -373,6 +375,24 @@ static void nf4_gemv_task(void *ctx, int ith, int nth) {
     float *wb = ct__pool_scratch(jb->pool, ith, jb->work_bytes); /* (NF4_GEMV_ROWS, cols) */
     ct_mat F = {.dtype = CT_DT_F32, .cols = cols, .data = wb, .row_bytes = sizeof(float) * (size_t)cols};
     float out[NF4_GEMV_ROWS];
+    const ct_nf4_mat *q = W->q4;
+    const int64_t e0 = 2 * (int64_t)((const uint8_t *)W->data - q->packed);
+    if (q->type == CT_Q4_NF4 && cols % CT_NF4_BLOCK == 0 && e0 % CT_NF4_BLOCK == 0) {
+        /* in registers: the row's scales into wb, then ct__nf4_dot_row */
+        const int nbr = cols / CT_NF4_BLOCK;
+        for (int r = r0; r < r1; r++) {
+            const int64_t b0 = (e0 + (int64_t)r * cols) / CT_NF4_BLOCK;
+            if (q->absmax) memcpy(wb, q->absmax + b0, sizeof(float) * (size_t)nbr);
+            else
+                for (int b = 0; b < nbr; b++)
+                    ct__q4_double_dequant(q->qabsmax + b0 + b, 1, q->nested_absmax + (b0 + b) / CT_NF4_NESTED_BLOCK,
+                                          q->nested_map, q->offset, wb + b);
+            ct__nf4_dot_row(q->packed + (e0 + (int64_t)r * cols) / 2, wb, cols, jb->x, (size_t)cols, jb->T, out);
+            for (int t = 0; t < jb->T; t++)
+                jb->y[(size_t)t * rows + r] = out[t] + (jb->bias ? jb->bias[r] : 0.0f);
+        }
+        return;
+    }
     for (int r = r0; r < r1; r += NF4_GEMV_ROWS) {
         const int n = r1 - r < NF4_GEMV_ROWS ? r1 - r : NF4_GEMV_ROWS;
         for (int i = 0; i < n; i++) ct__dequant_range(W, r + i, 0, cols, wb + (size_t)i * cols);

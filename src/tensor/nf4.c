@@ -376,6 +376,44 @@ void ct__nf4_dequant_row(const uint8_t *packed, const float *absmax, float *y, i
     if (i < n) ct__nf4_dequant_row_ref(packed + i / 2, absmax + i / CT_NF4_BLOCK, y + i, n - i);
 }
 
+/* Decode row dots: the row's codes are decoded in registers (nibbles
+ * through vpermps on the table), each block's sum of table[code] * x is
+ * scaled once by its absmax into one accumulator per row of x; the weights
+ * are never stored. */
+void ct__nf4_dot_row(const uint8_t *packed, const float *absmax, int64_t n, const float *x, size_t ldx, int T,
+                     float *out) {
+    int64_t i = 0;
+    float tail[4] = {0, 0, 0, 0};
+#ifdef NF4_AVX512
+    const __m512 tab = _mm512_loadu_ps(ct__nf4_map);
+    const __m128i m = _mm_set1_epi8(0x0F);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (; i + CT_NF4_BLOCK <= n; i += CT_NF4_BLOCK) {
+        const __m512 d = _mm512_set1_ps(absmax[i / CT_NF4_BLOCK]);
+        __m512 w[4];
+        for (int h = 0; h < 2; h++) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(packed + i / 2 + 16 * h));
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m), lo = _mm_and_si128(v, m);
+            w[2 * h] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo)), tab);
+            w[2 * h + 1] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(hi, lo)), tab);
+        }
+        for (int t = 0; t < T; t++) { /* the block's sum of table[code] * x, then one multiply by its scale */
+            const float *xt = x + (size_t)t * ldx + i;
+            __m512 p = _mm512_mul_ps(w[0], _mm512_loadu_ps(xt));
+            for (int k = 1; k < 4; k++) p = _mm512_fmadd_ps(w[k], _mm512_loadu_ps(xt + 16 * k), p);
+            acc[t] = _mm512_fmadd_ps(p, d, acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) tail[t] = _mm512_reduce_add_ps(acc[t]);
+#endif
+    for (; i < n; i++) {
+        const uint8_t by = packed[i >> 1];
+        const float w = ct__nf4_map[(i & 1) ? (by & 15) : (by >> 4)] * absmax[i / CT_NF4_BLOCK];
+        for (int t = 0; t < T; t++) tail[t] += w * x[(size_t)t * ldx + i];
+    }
+    for (int t = 0; t < T; t++) out[t] = tail[t];
+}
+
 /* ---- plain int4 (comparison only) ------------------------------------------ */
 
 void ct__quantize_int4_ref(const float *x, int64_t n, int64_t blocksize, uint8_t *packed, float *absmax) {

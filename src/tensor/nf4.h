@@ -97,6 +97,14 @@ void ct__dequantize_4bit_ref(const uint8_t *packed, const float *absmax, int64_t
 void ct__nf4_dequant_row_ref(const uint8_t *packed, const float *absmax, float *y, int64_t n);
 void ct__nf4_dequant_row(const uint8_t *packed, const float *absmax, float *y, int64_t n);
 
+/* Dot products of one such NF4 row (block-aligned start, n % 64 == 0 for
+ * the vector path) with T <= 4 rows of x (stride ldx floats):
+ * out[t] = sum_j nf4[code_j] * absmax[j / 64] * x[t][j], f32 sums (AVX-512
+ * with a scalar fallback; the AVX-512 path scales each block's sum, so
+ * neither is bit-identical to dequantize-then-dot). */
+void ct__nf4_dot_row(const uint8_t *packed, const float *absmax, int64_t n, const float *x, size_t ldx, int T,
+                     float *out);
+
 /* Plain symmetric int4 with absmax per block (for comparisons only):
  * q = clamp(round(x / absmax * 7), -7, 7) stored +8 as a nibble, same packing;
  * dequant x = (q - 8) / 7 * absmax. */

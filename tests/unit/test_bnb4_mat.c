@@ -8,7 +8,8 @@
  *   views (GPT-2's q/k/v of c_attn);
  * - products: within TOL_F32 = 1e-5 of A_i = sum_j |w_ij x_j| + |b_i| from a
  *   double-precision product of the reference-dequantized matrix (f32 sums
- *   in any order; a wrong element costs ~1/cols), T = 1, 5, 40, pool none
+ *   in any order; a wrong element costs ~1/cols), T = 1, 2, 4 (decode row
+ *   dots), 5, 40 (fused kernel), pool none
  *   and 2 threads, with bias; views on and off the 64-block boundary (the
  *   fused kernel and the tile fallback);
  * - ct__quantize_4bit (AVX-512) bit-identical to ct__quantize_4bit_ref
@@ -120,7 +121,7 @@ static void check_one(int rows, int cols, ct_q4_type t, int dq, ct_pool *pool) {
         }
         CHECK(same);
     }
-    static const int Ts[] = {1, 5, 40};
+    static const int Ts[] = {1, 2, 4, 5, 40}; /* row dots (<= 4), fused kernel */
     for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++) {
         int T = Ts[k];
         float *x = malloc(sizeof(float) * T * cols), *y = malloc(sizeof(float) * T * rows),
