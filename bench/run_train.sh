@@ -16,12 +16,17 @@
 # Env: CTUNE_CACHE, BUILD_DIR, BENCH_TRAIN (use this bench_train binary, build
 # nothing), CTUNE_PY (python with torch/transformers/peft), CTUNE_SHARED.
 # Usage: bench/run_train.sh [--quick] [--only REGEX] [-r REPS] [-w WARMUP]
-#                           [-t THREADS] [-b B] [--no-peer] [--no-bf16]
+#                           [-t THREADS] [-b B] [--no-peer] [--no-bf16] [--qlora]
 #   --quick       T=256 only, 1 warm-up + 2 timed steps
 #   --only REGEX  only rows whose "model method T" matches (grep -E),
 #                 e.g. --only 'gpt2.*256'
 #   -r / -w       timed / warm-up steps per configuration (default 5 / 2)
 #   --no-peer     ctune only;  --no-bf16  f32 only (both sides)
+#   --qlora       also QLoRA rows (method "qlora"): ctune --method qlora --base nf4
+#                 --targets all --checkpointing beside train_peer.py --method qlora
+#                 --targets all (bitsandbytes NF4 + double quant, PEFT, gradient
+#                 checkpointing), r=8 on every linear layer of the blocks; the table
+#                 then has ctune's predicted peak (ctune plan) beside its measured one
 # Output: the table on stdout; raw JSON lines, logs and the table in
 #   out/bench-train-<UTC time>/.
 set -euo pipefail
@@ -31,7 +36,7 @@ CTUNE_CACHE=${CTUNE_CACHE:-$HOME/.cache/ctune}
 export CTUNE_CACHE
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 SHARED=${CTUNE_SHARED:-$ROOT/../shared}
-B=4 R=5 W=2 TH=2 quick=0 only= peer=1 bf16=1
+B=4 R=5 W=2 TH=2 quick=0 only= peer=1 bf16=1 qlora=0
 while [ $# -gt 0 ]; do
   case $1 in
     -r) R=$2; shift 2 ;;
@@ -42,7 +47,8 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --no-peer) peer=0; shift ;;
     --no-bf16) bf16=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --qlora) qlora=1; shift ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "run_train: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,6 +85,12 @@ if [ $peer = 1 ] && ! "$PY" -c "import torch, transformers, peft" 2>"$OUT/peer-i
   say "WARNING: $PY lacks torch/transformers/peft (scripts/setup.sh); the PyTorch columns stay empty"
   peer=0
 fi
+peer_qlora=$peer
+if [ $qlora = 1 ] && [ $peer = 1 ] && ! "$PY" -c "import bitsandbytes, accelerate" 2>"$OUT/peer-import-bnb.log"; then
+  tail -n 3 "$OUT/peer-import-bnb.log" >&2
+  say "WARNING: $PY lacks bitsandbytes/accelerate (scripts/setup.sh); the PyTorch qlora columns stay empty"
+  peer_qlora=0
+fi
 
 # ---- 2. environment ---------------------------------------------------------
 {
@@ -90,6 +102,9 @@ fi
     echo "pytorch:   $("$PY" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' 2>/dev/null | tail -n1)"
   else
     echo "pytorch:   not run"
+  fi
+  if [ $qlora = 1 ] && [ $peer_qlora = 1 ]; then
+    echo "qlora:     ctune nf4 base; PyTorch $("$PY" -c 'import bitsandbytes; print("bitsandbytes", bitsandbytes.__version__)' 2>/dev/null | tail -n1)"
   fi
   echo "settings:  B=$B, T in {$TS}, $TH threads, $W warm-up + $R timed optimizer steps per configuration"
 } | tee "$OUT/env.txt"
@@ -109,27 +124,36 @@ run() {
     say "  $key failed: $(grep -v Warning "$OUT/$key.err" | tail -n1)"
   fi
 }
+meths="full lora"
+[ $qlora = 1 ] && meths="full lora qlora"
 for s in $shapes; do
-  for meth in full lora; do
+  for meth in $meths; do
+    # qlora: the 4-bit base, LoRA on every linear layer of the blocks, gradient checkpointing (both sides)
+    copt=() popt=() doit=$peer
+    if [ $meth = qlora ]; then
+      copt=(--base nf4 --targets all --checkpointing) popt=(--targets all) doit=$peer_qlora
+    fi
     for T in $TS; do
       label="$s $meth $T"
       [ -n "$only" ] && ! grep -qE -- "$only" <<<"$label" && continue
       path=$RND/random-$s-F32.gguf
       key=$(printf '%s' "$s-$meth-T$T" | tr -c 'A-Za-z0-9_.-' '_')
       say "$label: ctune f32"
-      run "$key.ctune-f32" "$BENCH" "$path" --method $meth -b "$B" -T "$T" -t "$TH" -w "$W" -r "$R" --json
+      run "$key.ctune-f32" "$BENCH" "$path" --method $meth ${copt[@]+"${copt[@]}"} -b "$B" -T "$T" -t "$TH" \
+        -w "$W" -r "$R" --json
       if [ $bf16 = 1 ]; then
         say "$label: ctune bf16"
-        run "$key.ctune-bf16" "$BENCH" "$path" --method $meth -b "$B" -T "$T" -t "$TH" -w "$W" -r "$R" --bf16 --json
+        run "$key.ctune-bf16" "$BENCH" "$path" --method $meth ${copt[@]+"${copt[@]}"} -b "$B" -T "$T" -t "$TH" \
+          -w "$W" -r "$R" --bf16 --json
       fi
-      if [ $peer = 1 ]; then
+      if [ $doit = 1 ]; then
         say "$label: pytorch f32"
-        run "$key.torch-f32" "$PY" "$ROOT/bench/train_peer.py" --shape "$s" --method $meth -b "$B" -T "$T" \
-          -t "$TH" -w "$W" -r "$R"
+        run "$key.torch-f32" "$PY" "$ROOT/bench/train_peer.py" --shape "$s" --method $meth ${popt[@]+"${popt[@]}"} \
+          -b "$B" -T "$T" -t "$TH" -w "$W" -r "$R"
         if [ $bf16 = 1 ]; then
           say "$label: pytorch bf16 autocast"
-          run "$key.torch-bf16" "$PY" "$ROOT/bench/train_peer.py" --shape "$s" --method $meth -b "$B" -T "$T" \
-            -t "$TH" -w "$W" -r "$R" --bf16
+          run "$key.torch-bf16" "$PY" "$ROOT/bench/train_peer.py" --shape "$s" --method $meth ${popt[@]+"${popt[@]}"} \
+            -b "$B" -T "$T" -t "$TH" -w "$W" -r "$R" --bf16
         fi
       fi
     done
@@ -139,9 +163,10 @@ echo "load avg:  $(cut -d' ' -f1-3 /proc/loadavg) at the end" | tee -a "$OUT/env
 say "benchmarks took $(( $(date +%s) - start )) s"
 
 # ---- 4. one table -----------------------------------------------------------
-"$PY" - "$OUT" <<'EOF' | tee "$OUT/table.md"
+"$PY" - "$OUT" "$qlora" <<'EOF' | tee "$OUT/table.md"
 import json, os, re, sys
 out = sys.argv[1]
+qlora = sys.argv[2] == "1"  # adds ctune's predicted peak column
 res = {}
 with open(os.path.join(out, "results.jsonl")) as fh:
     for line in fh:
@@ -175,12 +200,17 @@ for m, meth, T in keys:
     pp32 = g((m, meth, T, "pytorch", "f32"), "pct_peak")
     best_c = max([x for x in (c32, c16) if x] or [0]) or None
     best_p = max([x for x in (p32, p16) if x] or [0]) or None
-    rows.append([m, meth, str(T), f(tr / 1e6 if tr else None, "%.3f"), f(c32), f(c16), f(p32), f(p16),
-                 ratio(c32, p32), ratio(best_c, best_p), f(crss), f(prss), ratio(prss, crss),
-                 f(pk32, "%.0f%%"), f(pk16, "%.0f%%"), f(pp32, "%.0f%%")])
+    row = [m, meth, str(T), f(tr / 1e6 if tr else None, "%.3f"), f(c32), f(c16), f(p32), f(p16),
+           ratio(c32, p32), ratio(best_c, best_p), f(crss), f(prss), ratio(prss, crss),
+           f(pk32, "%.0f%%"), f(pk16, "%.0f%%"), f(pp32, "%.0f%%")]
+    if qlora:
+        row.insert(11, f(g((m, meth, T, "ctune", "f32"), "predicted_peak_mib")))
+    rows.append(row)
 head = ["model", "method", "T", "trainable M", "ctune f32", "ctune bf16", "PyTorch f32", "PyTorch bf16",
         "f32 ratio", "best ratio", "ctune RSS MiB", "PyTorch RSS MiB", "RSS PyT/ctune",
         "ctune f32 %peak", "ctune bf16 %peak", "PyTorch f32 %peak"]
+if qlora:
+    head.insert(11, "ctune pred MiB")
 w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 def line(r):
     return "| " + " | ".join(str(x).ljust(w[i]) if i < 2 else str(x).rjust(w[i]) for i, x in enumerate(r)) + " |"
@@ -194,6 +224,11 @@ print("f32 ratio = ctune f32 / PyTorch f32; best ratio = the faster ctune precis
 print("RSS = peak resident set of the f32 run's process (VmHWM); %peak = 6N (full) or 4N (LoRA) FLOPs per token")
 print("x tok/s over 234 GFLOP/s (f32) or 820 (bf16), N = all parameters incl. embeddings, attention not counted;")
 print("models: RANDOM weights in the real shapes (bench/make_models.py); '-' = failed or not run.")
+if qlora:
+    print("qlora: r=8 on every linear layer of the blocks, gradient checkpointing; ctune --base nf4 (NF4, double")
+    print("quant, bitsandbytes' format) vs transformers BitsAndBytesConfig(nf4, double quant) + PEFT")
+    print("prepare_model_for_kbit_training (bf16: compute dtype bf16 + autocast); ctune pred MiB = ctune plan's")
+    print("predicted peak for the f32 run, beside its measured RSS.")
 bar = {("lora", 900), ("full", 600)}
 for meth, need in sorted(bar):
     k = ("gpt2-124M", meth, 256)

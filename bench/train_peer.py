@@ -236,6 +236,11 @@ def child(a):
         l = step()
         times.append(time.perf_counter() - t0)
         loss0 = l if loss0 is None else loss0
+    if a.profile:  # one more step, untimed, under the profiler: its top operators to stderr
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20), file=sys.stderr)
     tot = sum(times)
     N = a.B * a.T
     tps = N * a.reps / tot
@@ -286,6 +291,7 @@ def main():
     ap.add_argument("-r", dest="reps", type=int, default=5)
     ap.add_argument("--bf16", action="store_true", help="forward under torch.autocast(cpu, bfloat16)")
     ap.add_argument("--peak", type=float, default=0.0)
+    ap.add_argument("--profile", action="store_true", help="profile one extra step, top operators to stderr")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--write-ckpt", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ckpt-dir", default=None, help=argparse.SUPPRESS)
