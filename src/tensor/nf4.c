@@ -304,11 +304,15 @@ void ct__quantize_blockwise8_ref(const float *x, int64_t n, int64_t blocksize, c
         for (int64_t i = s; i < e; i++) {
             const float v = x[i] / am;
             /* the installed CPU kernel (0.50.2) does not take the nearest code
-             * of v itself: it snaps v to a 65535-step grid over [-1, 1]
-             * (round half to even) and takes the nearest code of that grid
-             * point — found by probing it (docs/qlora.md), 0 mismatches in
-             * 100k random values and all reference cases. */
-            const double g = rint(((double)v + 1.0) * 32767.5) / 32767.5 - 1.0;
+             * of v itself: it snaps v to a 65535-step grid over [-1, 1] and
+             * takes the nearest code of that grid point. The grid index is
+             * (int)((v + 1) * 32767.5 + 0.5) in f32 (three f32 roundings, then
+             * truncation): found by probing (docs/qlora.md), 0 mismatches on
+             * 56064 values crafted next to every decision point plus random
+             * ones (tests/golden/gen_nf4_refs.py "blockwise8"), where
+             * rint((v + 1) * 32767.5) in double or f32 gave 483-488. */
+            const float gs = (v + 1.0f) * 32767.5f, gh = gs + 0.5f;
+            const double g = (double)(int32_t)gh / 32767.5 - 1.0;
             int lo = 0, hi = 255; /* largest idx with code[idx] <= g (0 if none) */
             while (lo < hi) {
                 const int mid = (lo + hi + 1) / 2;

@@ -80,6 +80,7 @@ def main():
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
     lines = [f"torch_threads {torch.get_num_threads()}", f"bitsandbytes {bnb.__version__}"]
+    rng7 = np.random.default_rng(77)
     for name, x in cases().items():
         xt = torch.from_numpy(x)
         q, st = F.quantize_4bit(xt, blocksize=64, quant_type="nf4", compress_statistics=True)
@@ -100,6 +101,55 @@ def main():
         lines.append(f"{name} {x.shape[0]} {x.shape[1]}")
         err = (t["dequant"] - xt).pow(2).mean().sqrt().item()
         print(f"{name}: {tuple(x.shape)} blocks {st.absmax.numel()} offset {st.offset.item():.6g} nf4 rms err {err:.4g}")
+    # the double quantization of a 7B layer's 262144 block scales (4096 x 4096,
+    # N(0, 0.02) rounded to bf16 as a bf16 checkpoint holds them): only the
+    # scales and their 8-bit state are saved (the matrix would be 64 MB)
+    x = torch.from_numpy((rng7.standard_normal((4096, 4096)) * 0.02).astype(np.float32)).bfloat16().float()
+    q, st = F.quantize_4bit(x, blocksize=64, quant_type="nf4", compress_statistics=True)
+    _, stp = F.quantize_4bit(x, blocksize=64, quant_type="nf4", compress_statistics=False)
+    d = st.as_dict(packed=True)
+    save_file({"plain.absmax": stp.absmax.contiguous(), "weight.absmax": d["absmax"].contiguous(),
+               "weight.nested_absmax": d["nested_absmax"].contiguous(),
+               "offset": st.offset.reshape(1).float().contiguous()}, os.path.join(outdir, "scales7b.safetensors"))
+    lines.append("scales scales7b 4096 4096")
+    print(f"scales7b: (4096, 4096) blocks {stp.absmax.numel()} offset {st.offset.item():.6g}")
+    # bitsandbytes' 8-bit blockwise quantizer on values crafted next to its
+    # decision points: for every midpoint of the dynamic map, the half-steps of
+    # the 65535-step grid around it and -2..2 ulps (f32) around each, -3..3 ulps
+    # around the midpoint, and 20000 uniform values; blocks of 256 led by 1.0
+    # (absmax 1: v = x exactly)
+    code = F.create_dynamic_map(signed=True).float()
+    c32 = code.numpy().astype(np.float32)
+    mids = (c32[:-1] + c32[1:]) / np.float32(2)
+    vals = []
+    for m in mids:
+        kk = int(round((float(m) + 1.0) * 32767.5))
+        for k in (kk - 1, kk, kk + 1):
+            t = np.float32((k + 0.5) / 32767.5 - 1.0)
+            for d in (-2, -1, 0, 1, 2):
+                v = t
+                for _ in range(abs(d)):
+                    v = np.nextafter(v, np.float32(np.inf if d > 0 else -np.inf), dtype=np.float32)
+                if -1.0 <= v <= 1.0:
+                    vals.append(v)
+        for d in (-3, -2, -1, 0, 1, 2, 3):  # and around the midpoint itself
+            v = m
+            for _ in range(abs(d)):
+                v = np.nextafter(v, np.float32(np.inf if d > 0 else -np.inf), dtype=np.float32)
+            vals.append(v)
+    vals += list(rng7.uniform(-1, 1, 20000).astype(np.float32))
+    per = 255
+    nblk = (len(vals) + per - 1) // per
+    xb = np.zeros(nblk * 256, np.float32)
+    for b in range(nblk):
+        xb[b * 256] = 1.0
+        chunk = vals[b * per:(b + 1) * per]
+        xb[b * 256 + 1:b * 256 + 1 + len(chunk)] = chunk
+    qb, stb = F.quantize_blockwise(torch.from_numpy(xb), code=code, blocksize=256)
+    save_file({"x": torch.from_numpy(xb), "q": qb.contiguous(), "absmax": stb.absmax.float().contiguous(),
+               "code": code.contiguous()}, os.path.join(outdir, "blockwise8.safetensors"))
+    lines.append(f"blockwise8 blockwise8 {xb.size}")
+    print(f"blockwise8: {xb.size} values next to the decision points")
     with open(os.path.join(outdir, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

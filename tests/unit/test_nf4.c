@@ -277,6 +277,61 @@ static void test_case(const char *dir, const char *c, int64_t R, int64_t C, int 
     ct__tstore_free(&ts);
 }
 
+/* Double quantization alone, on the 262144 block scales of a 7B-size layer. */
+static void test_scales(const char *dir, const char *c, int64_t R, int64_t C, int threads) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s.safetensors", dir, c);
+    ct_tstore ts;
+    ct__tstore_init(&ts);
+    CHECK_OK(ct__safetensors_load(path, &ts));
+    const ct_tref *tpa = need(&ts, "plain.absmax", c), *tqa = need(&ts, "weight.absmax", c),
+                  *tna = need(&ts, "weight.nested_absmax", c), *toff = need(&ts, "offset", c);
+    const int64_t nb = ct__q4_nblocks(R * C, 64), nn = ct__q4_nblocks(nb, 256);
+    if (!tpa || !tqa || !tna || !toff || tpa->shape[0] != nb || tqa->shape[0] != nb || tna->shape[0] != nn) {
+        CHECK(0);
+        ct__tstore_free(&ts);
+        return;
+    }
+    uint8_t *q8 = malloc((size_t)nb);
+    float *work = malloc((size_t)nb * 4), *nested = malloc((size_t)nn * 4), off;
+    ct__q4_double_quant(tpa->data, nb, threads, work, q8, nested, &off);
+    int64_t bad = diff_bytes(c, "absmax codes (double quant)", q8, tqa->data, (size_t)nb, 1);
+    bad += diff_bytes(c, "nested_absmax", nested, tna->data, (size_t)nn * 4, 4);
+    bad += diff_bytes(c, "offset", &off, toff->data, 4, 4);
+    CHECK_EQ_INT(bad, 0);
+    printf("%s (%lld block scales, torch threads %d): %s\n", c, (long long)nb, threads,
+           bad ? "DIFFERS" : "double quantization bit-identical to bitsandbytes");
+    free(q8); free(work); free(nested);
+    ct__tstore_free(&ts);
+}
+
+/* The 8-bit blockwise quantizer on values next to its decision points. */
+static void test_blockwise8(const char *dir, const char *c, int64_t n) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s.safetensors", dir, c);
+    ct_tstore ts;
+    ct__tstore_init(&ts);
+    CHECK_OK(ct__safetensors_load(path, &ts));
+    const ct_tref *tx = need(&ts, "x", c), *tq = need(&ts, "q", c), *ta = need(&ts, "absmax", c),
+                  *tc = need(&ts, "code", c);
+    if (!tx || !tq || !ta || !tc || tx->shape[0] != n || tc->shape[0] != 256) {
+        CHECK(0);
+        ct__tstore_free(&ts);
+        return;
+    }
+    const int64_t nb = ct__q4_nblocks(n, 256);
+    uint8_t *q = malloc((size_t)n);
+    float *am = malloc((size_t)nb * 4);
+    ct__quantize_blockwise8_ref(tx->data, n, 256, tc->data, q, am);
+    int64_t bad = diff_bytes(c, "8-bit codes", q, tq->data, (size_t)n, 1);
+    bad += diff_bytes(c, "absmax", am, ta->data, (size_t)nb * 4, 4);
+    CHECK_EQ_INT(bad, 0);
+    printf("%s (%lld values next to the decision points): %s\n", c, (long long)n,
+           bad ? "DIFFERS" : "bit-identical to bitsandbytes");
+    free(q); free(am);
+    ct__tstore_free(&ts);
+}
+
 static void test_refs(const char *dir) {
     char path[1024], name[128], line[256];
     snprintf(path, sizeof(path), "%s/manifest.txt", dir);
@@ -288,6 +343,8 @@ static void test_refs(const char *dir) {
         long long R, C;
         if (sscanf(line, "torch_threads %d", &threads) == 1) continue;
         if (strncmp(line, "bitsandbytes ", 13) == 0) { printf("reference: %s", line); continue; }
+        if (sscanf(line, "scales %127s %lld %lld", name, &R, &C) == 3) { test_scales(dir, name, R, C, threads); continue; }
+        if (sscanf(line, "blockwise8 %127s %lld", name, &R) == 2) { test_blockwise8(dir, name, R); continue; }
         if (sscanf(line, "%127s %lld %lld", name, &R, &C) == 3) { test_case(dir, name, R, C, threads); ncases++; }
     }
     fclose(f);
