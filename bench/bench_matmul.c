@@ -124,7 +124,7 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
         if (ncopy > 64) ncopy = 64;
         float *wc = xmalloc(nf * 4 * ncopy);
         for (int c = 0; c < ncopy; c++) memcpy(wc + nf * c, wf, nf * 4);
-        ct_mat W0 = {CT_DT_F32, s->rows, s->cols, wc, (size_t)s->cols * 4, 0};
+        ct_mat W0 = {.dtype = CT_DT_F32, .rows = s->rows, .cols = s->cols, .data = wc, .row_bytes = (size_t)s->cols * 4};
         run_ctx r = {&W0, ncopy, Ts[ti], CT_MM_AUTO, x, y, pool, wc};
         blas_t[ti] = ct__sgemm_nt_blas(1, 1, 1, x, wc, y) == 0 ? best_time(run_blas, &r, quick ? 0.1 : 0.4) : 0;
         ct__free_big(wc, nf * 4 * ncopy);
@@ -140,7 +140,7 @@ static void bench_shape(const shape *s, const int *Ts, int nT, ct_pool *pool) {
         ct_mat *Ws = malloc(sizeof(ct_mat) * ncopy);
         for (int c = 0; c < ncopy; c++) {
             if (c) memcpy(buf + wbytes * c, buf, wbytes);
-            Ws[c] = (ct_mat){dt, s->rows, s->cols, buf + wbytes * c, rb, 0};
+            Ws[c] = (ct_mat){.dtype = dt, .rows = s->rows, .cols = s->cols, .data = buf + wbytes * c, .row_bytes = rb};
         }
         for (int ti = 0; ti < nT; ti++) {
             int T = Ts[ti], isq = dt == CT_DT_Q8_0 || dt == CT_DT_Q4_0 || dt == CT_DT_Q4_1;
