@@ -62,6 +62,19 @@ TARGETS = {  # --targets: qv = the attention's q and v (GPT-2: its fused c_attn)
 PEAK_F32, PEAK_BF16 = 234.0, 820.0
 
 
+def rss_split_mib():
+    """(RssAnon, RssFile) now, MiB: anonymous memory vs pages of mapped files (the checkpoint's)."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    out[line.split(":")[0]] = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return out.get("RssAnon", -1.0), out.get("RssFile", -1.0)
+
+
 def vm_hwm_mib():
     try:
         with open("/proc/self/status") as f:
@@ -179,6 +192,8 @@ def child(a):
         model = AutoModelForCausalLM.from_pretrained(a.ckpt_dir, quantization_config=q, dtype=cdt)
         info["load_s"] = round(time.perf_counter() - t0, 3)
         info["rss_after_load_mib"] = round(vm_hwm_mib(), 1)
+        ra, rf = rss_split_mib()
+        info["rss_anon_after_load_mib"], info["rss_file_after_load_mib"] = round(ra, 1), round(rf, 1)
         n4 = [mod for mod in model.modules() if isinstance(mod, bnb.nn.Linear4bit)]
         info["linear4bit"] = len(n4)
         info["bytes_4bit"] = sum(mod.weight.numel() * mod.weight.element_size() for mod in n4)
@@ -259,12 +274,25 @@ def child(a):
         "pct_peak": round(100.0 * gf / peak, 2), "peak_rss_mib": round(vm_hwm_mib(), 1),
         "loss_first": loss0, "loss_last": l, "torch": torch.__version__, "blas": "; ".join(cfg_lines),
     }
+    ra, rf = rss_split_mib()
+    r["rss_anon_end_mib"], r["rss_file_end_mib"] = round(ra, 1), round(rf, 1)
     if a.method != "full":
         r.update({"lora_r": a.lora_r, "targets": a.targets, "target_modules": targets})
     if a.layers:
         r["layers"] = s["L"]
     r.update(info)
     print(json.dumps(r), flush=True)
+
+
+def mem_available_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1048576.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def ckpt_dir(a):
@@ -302,6 +330,16 @@ def main():
         sys.exit("train_peer: llama2-7B runs with --method qlora only (its f32 model is 27 GB)")
     if a.ckpt_dtype is None:
         a.ckpt_dtype = "bfloat16" if a.shape == "llama2-7B" else "float32"
+    if a.shape == "llama2-7B" and (a.layers or SHAPES[a.shape]["L"]) > 8 and not (a.child or a.write_ckpt):
+        # see the docstring, "Llama-2-7B": measured on 2- and 4-layer versions
+        if not a.bf16:
+            sys.exit("train_peer: llama2-7B with more than 8 layers needs --bf16: with an f32 compute dtype "
+                     "from_pretrained upcasts each bf16 tensor before quantizing it, ~590 MiB of peak RSS per "
+                     "layer (~21.5 GiB at 32 layers)")
+        avail = mem_available_gib()
+        if avail < 18.0 and os.environ.get("CTUNE_PEER_FORCE") != "1":
+            sys.exit("train_peer: llama2-7B --bf16 peaks at ~18 GiB resident while loading (~12 of it pages of "
+                     "the checkpoint) and MemAvailable is %.1f GiB (< 18); CTUNE_PEER_FORCE=1 runs it anyway" % avail)
     if a.child:
         child(a)
         return
@@ -319,7 +357,7 @@ def main():
         done = os.path.join(d, ".complete")
         if not os.path.exists(done):
             t0 = time.time()
-            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--write-ckpt", "--ckpt-dir", d,
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--write-ckpt", "--ckpt-dir", d, "--method", "qlora",
                                 "--shape", a.shape, "--layers", str(a.layers), "--ckpt-dtype", a.ckpt_dtype],
                                env=env)
             if r.returncode:
