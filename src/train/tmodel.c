@@ -732,7 +732,7 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     if (o->method == CT_TM_FULL)
         for (size_t i = 0; i < m->ts.nfiles; i++) ct__mfile_drop_pages(&m->ts.files[i]);
     if (o->base != CT_TB_ASIS) {
-        if (o->method != CT_TM_LORA) {
+        if (o->method == CT_TM_FULL) {
             ct__tm_free(t);
             return ct__err(CT_ERR_ARG, "a converted (quantized) base is for LoRA (QLoRA) only");
         }
@@ -741,7 +741,7 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
             return s;
         }
     }
-    if (o->bf16 && o->method == CT_TM_LORA && (s = prepack_frozen(t))) {
+    if (o->bf16 && o->method != CT_TM_FULL && (s = prepack_frozen(t))) {
         ct__tm_free(t);
         return s;
     }
@@ -764,7 +764,7 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
         t->pk_head_bwd = t->packed[1];
         t->head_repack = 1;
     }
-    t->wdeq_n = o->bf16 && o->method == CT_TM_LORA ? 0 : frozen_deq_floats(t);
+    t->wdeq_n = o->bf16 && o->method != CT_TM_FULL ? 0 : frozen_deq_floats(t);
     s = alloc_acts(t);
     if (s) {
         ct__tm_free(t);
@@ -865,7 +865,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
            training touches the rows of the ids it sees) */
         if (m->tok_emb.data != H->data) e->heademb_bytes += emb_stored;
     }
-    t->wdeq_n = o->bf16 && o->method == CT_TM_LORA ? 0 : frozen_deq_floats(t);
+    t->wdeq_n = o->bf16 && o->method != CT_TM_FULL ? 0 : frozen_deq_floats(t);
     size_t total = 0;
     float *xa_all = NULL;
     ct_status st = act_plan(t, p, &total, &xa_all);
@@ -911,4 +911,5 @@ ct_pool *ct__tm_pool(ct__tmodel *t) { return t->pool; }
 const ct__tm_opts *ct__tm_options(const ct__tmodel *t) { return &t->o; }
 ct_model *ct__tm_model(ct__tmodel *t) { return t->m; }
 size_t ct__tm_act_bytes(const ct__tmodel *t) { return t->mem_bytes; }
+const float *ct__tm_final_hidden(const ct__tmodel *t) { return t->hf; }
 float ct__tm_lora_scale(const ct__tmodel *t) { return t->scale; }

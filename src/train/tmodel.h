@@ -21,7 +21,9 @@
 #include "formats/st_write.h"
 #include "tensor/ops.h"
 
-typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1 } ct__tm_method;
+/* FROZEN: nothing trainable (features for a classifier head, evaluation):
+ * the base is read as LoRA reads it, with no adapter. */
+typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1, CT_TM_FROZEN = 2 } ct__tm_method;
 
 /* How LoRA keeps the frozen linear layers (QLoRA's --base-dtype). ASIS: as
  * loaded (f32 products; bf16 mode pre-packs them); the others convert each
@@ -97,6 +99,10 @@ void ct__tm_zero_grad(ct__tmodel *t);
 /* Dropout masks of the next ct__tm_run (set per micro-batch, e.g. from the
  * run seed, the step and the micro-batch index, so a resumed run repeats them). */
 void ct__tm_set_dropout_seed(ct__tmodel *t, uint64_t seed);
+
+/* The final norm's output (N, C) of the last ct__tm_run (rows of its batch):
+ * the features a classifier head reads. */
+const float *ct__tm_final_hidden(const ct__tmodel *t);
 
 /* The trainable parameters. */
 float *ct__tm_params(ct__tmodel *t, size_t *n);

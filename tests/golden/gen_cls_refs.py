@@ -1,0 +1,84 @@
+"""Independent reference for ctune's sequence classification (frozen base +
+linear head): transformers' *ForSequenceClassification on tiny random-weight
+models, float32, CPU, eval mode.
+
+usage: gen_cls_refs.py OUTDIR
+
+For each model (llama: LlamaForCausalLM hidden 32, intermediate 64, 2 layers, 4 heads,
+2 KV heads, vocab 300, untied; gpt2: GPT2LMHeadModel n_embd 32, 2 layers, 4 heads,
+vocab 300), saved with save_pretrained to OUTDIR/<name>/ and loaded back as
+AutoModelForSequenceClassification(num_labels=3), whose `score` (3, 32, no bias) is
+set to N(0, 0.3) (seeded):
+  4 texts (token ids, lengths 5, 9, 3, 12; none contains the pad id, each run as its
+  own batch of one, so the pooled token is the last one), labels [0, 2, 1, 2];
+  feature = the base model's last_hidden_state at the last token (after the final
+  norm), logits = score(feature) (what the model returns for the last token),
+  loss = mean cross-entropy over the 4, grad = d loss / d score.weight (the base
+  frozen: requires_grad False).
+Files: OUTDIR/<name>.cls.safetensors {ids (concatenated, int64), lens (4), labels (4),
+score (3, 32), features (4, 32), logits (4, 3), loss (1), grad (3, 32)}.
+Self-check: the returned logits equal score(feature) to 1e-6.
+"""
+import os
+import sys
+
+import torch
+import transformers
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_hf_tiny import reinit  # noqa: E402
+
+
+def configs():
+    return {
+        "llama": transformers.LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                          rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=299,
+                                          bos_token_id=1, eos_token_id=2),
+        "gpt2": transformers.GPT2Config(vocab_size=300, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=299),
+    }
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.use_deterministic_algorithms(True)
+    lens = [5, 9, 3, 12]
+    labels = torch.tensor([0, 2, 1, 2])
+    for i, (name, cfg) in enumerate(configs().items()):
+        lm = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
+        reinit(lm, 100 + i)
+        lm.save_pretrained(os.path.join(out, name), safe_serialization=True)
+        m = transformers.AutoModelForSequenceClassification.from_pretrained(os.path.join(out, name), num_labels=3,
+                                                                            attn_implementation="eager")
+        m.eval()
+        g = torch.Generator().manual_seed(7 + i)
+        for p in m.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            m.score.weight.copy_(0.3 * torch.randn(m.score.weight.shape, generator=g))
+        m.score.weight.requires_grad_(True)
+        base = m.model if name == "llama" else m.transformer
+        ids = [torch.randint(3, 299, (n,), generator=g) for n in lens]
+        feats, logits = [], []
+        for x in ids:
+            o = m(input_ids=x[None])
+            h = base(input_ids=x[None]).last_hidden_state[0, -1]
+            assert torch.allclose(o.logits[0], m.score(h), atol=1e-6), "pooled logits differ"
+            feats.append(h)
+            logits.append(o.logits[0])
+        lg = torch.stack(logits)
+        loss = torch.nn.functional.cross_entropy(lg, labels)
+        loss.backward()
+        save_file({"ids": torch.cat(ids).to(torch.int64), "lens": torch.tensor(lens, dtype=torch.int64),
+                   "labels": labels.to(torch.int64), "score": m.score.weight.detach().contiguous(),
+                   "features": torch.stack(feats).detach().contiguous(), "logits": lg.detach().contiguous(),
+                   "loss": loss.detach().reshape(1), "grad": m.score.weight.grad.contiguous()},
+                  os.path.join(out, name + ".cls.safetensors"))
+        print(f"{name}: loss {loss.item():.6f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+/* tests/unit/test_cls_ref.c — the frozen-base classifier against transformers'
+ * *ForSequenceClassification (tests/golden/gen_cls_refs.py, run by
+ * tests/e2e/test_cls_ref.sh, which sets CTUNE_CLS_REF_DIR): for a tiny Llama
+ * (GQA, untied) and GPT-2, the features ctune pools (final norm output at the
+ * last token, texts packed in one micro-batch) equal the reference's
+ * last_hidden_state; the head's logits, mean cross-entropy and gradient of
+ * score.weight equal transformers'; a head saved and loaded back is the same.
+ *
+ * Tolerances (f32 forward of 2 layers vs PyTorch's f32):
+ *   TOL_FEAT   features, relative to the largest |feature|: 1e-5
+ *   TOL_LOSS   loss, relative: 1e-6;  TOL_GRAD  gradient, rel. to its max: 1e-5 */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "formats/loaders.h"
+#include "train/cls_head.h"
+
+#define TOL_FEAT 1e-5
+#define TOL_LOSS 1e-6
+#define TOL_GRAD 1e-5
+
+static double max_rel(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= md)) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / (mb > 0 ? mb : 1);
+}
+
+static void run(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ct_model *m = NULL;
+    CHECK_OK(ct_model_load(path, NULL, &m));
+    if (!m) return;
+    snprintf(path, sizeof path, "%s/%s.cls.safetensors", dir, name);
+    ct_tstore ts;
+    ct__tstore_init(&ts);
+    CHECK_OK(ct__safetensors_load(path, &ts));
+    const ct_tref *ti = ct__tstore_find(&ts, "ids"), *tl = ct__tstore_find(&ts, "lens"),
+                  *ty = ct__tstore_find(&ts, "labels"), *tw = ct__tstore_find(&ts, "score"),
+                  *tf = ct__tstore_find(&ts, "features"), *tg = ct__tstore_find(&ts, "logits"),
+                  *tloss = ct__tstore_find(&ts, "loss"), *tgr = ct__tstore_find(&ts, "grad");
+    CHECK(ti && tl && ty && tw && tf && tg && tloss && tgr);
+    if (!(ti && tl && ty && tw && tf && tg && tloss && tgr)) goto done;
+    const int C = ct_model_config(m)->dim, K = (int)tw->shape[0], n = (int)tl->shape[0];
+    const int64_t *ids64 = ti->data, *lens = tl->data, *lab = ty->data;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ti->shape[0]);
+    for (int64_t i = 0; i < ti->shape[0]; i++) ids[i] = (int32_t)ids64[i];
+    ct__cls_text ex[8];
+    int y[8], off = 0, longest = 0;
+    for (int i = 0; i < n; i++) {
+        ex[i] = (ct__cls_text){ids + off, (int)lens[i]};
+        off += (int)lens[i];
+        y[i] = (int)lab[i];
+        if (lens[i] > longest) longest = (int)lens[i];
+    }
+    ct__tm_opts o = {.method = CT_TM_FROZEN, .max_rows = off, .max_seq = longest, .n_threads = 2};
+    ct__tmodel *t = NULL;
+    CHECK_OK(ct__tm_create(m, &o, &t));
+    if (t) {
+        float *feat = malloc(sizeof(float) * (size_t)n * C), *lg = malloc(sizeof(float) * (size_t)n * K);
+        float *gW = malloc(sizeof(float) * (size_t)K * C), *lg2 = malloc(sizeof(float) * (size_t)n * K);
+        CHECK_OK(ct__cls_features(t, ex, (size_t)n, feat));
+        double ef = max_rel(feat, tf->data, (size_t)n * C);
+        double loss = ct__head_loss(feat, y, (size_t)n, C, K, tw->data, gW, lg, NULL);
+        double el = fabs(loss - ((const float *)tloss->data)[0]) / fabs(((const float *)tloss->data)[0]);
+        double eg = max_rel(gW, tgr->data, (size_t)K * C);
+        /* logits: F W^T (ct__head_loss overwrote lg with its gradient) */
+        int pred[8];
+        float probs[8 * 8];
+        ct__head_predict(feat, (size_t)n, C, K, tw->data, pred, probs, NULL);
+        int agree = 1;
+        for (int i = 0; i < n; i++) {
+            const float *r = (const float *)tg->data + (size_t)i * K;
+            int b = 0;
+            for (int k = 1; k < K; k++)
+                if (r[k] > r[b]) b = k;
+            agree &= b == pred[i];
+        }
+        printf("%s: features rel %.2e, loss %.7f vs %.7f (rel %.2e), grad rel %.2e, argmax %s\n", name, ef, loss,
+               ((const float *)tloss->data)[0], el, eg, agree ? "same" : "DIFFERENT");
+        CHECK(ef <= TOL_FEAT);
+        CHECK(el <= TOL_LOSS);
+        CHECK(eg <= TOL_GRAD);
+        CHECK(agree);
+        /* save + load round trip */
+        const char *dirout = getenv("CTUNE_CLS_OUT_DIR");
+        if (dirout) {
+            char hd[1024];
+            snprintf(hd, sizeof hd, "%s/%s.head", dirout, name);
+            const char *labels[3] = {"neg", "neutral", "pos"};
+            CHECK_OK(ct__head_save(hd, tw->data, K, C, labels, name));
+            float *W2 = NULL;
+            char **l2 = NULL;
+            int K2 = 0;
+            CHECK_OK(ct__head_load(hd, C, &W2, &K2, &l2));
+            CHECK(K2 == K && W2 && memcmp(W2, tw->data, sizeof(float) * (size_t)K * C) == 0);
+            CHECK(l2 && !strcmp(l2[1], "neutral"));
+            ct__head_free(W2, l2, K2);
+            CHECK(ct__head_load(hd, C + 1, &W2, &K2, &l2) == CT_ERR_FORMAT && strstr(ct_errmsg(), "another base"));
+        }
+        free(feat); free(lg); free(gW); free(lg2);
+        ct__tm_free(t);
+    }
+    free(ids);
+done:
+    ct__tstore_free(&ts);
+    ct_model_free(m);
+}
+
+int main(void) {
+    const char *dir = getenv("CTUNE_CLS_REF_DIR");
+    if (!dir || !*dir) {
+        printf("CTUNE_CLS_REF_DIR unset: run tests/e2e/test_cls_ref.sh\n");
+        return 77;
+    }
+    run(dir, "llama");
+    run(dir, "gpt2");
+    return ct_check_done("test_cls_ref");
+}
