@@ -25,7 +25,6 @@
 #include "formats/st_write.h"
 #include "train/peft.h"
 
-#define CT_PEFT_FORMAT_VERSION "0.21.2"
 
 /* ---- adapter_config.json: writing ----------------------------------------- */
 

@@ -17,6 +17,8 @@
 #include "ctune/status.h"
 
 enum { CT_PEFT_MAX_TARGETS = 16 };
+/* the peft_version the configs we write carry (the PEFT they were checked with) */
+#define CT_PEFT_FORMAT_VERSION "0.21.2"
 
 typedef struct {
     char peft_type[24];         /* "LORA" (also "PROMPT_TUNING", "PREFIX_TUNING" later) */

@@ -213,7 +213,8 @@ static void embed_fwd(ct__tmodel *t, const ct__tm_batch *b) {
     float *row = t->dh; /* free during the forward pass */
     for (int i = 0; i < N; i++) {
         float *o = t->res + (size_t)i * C;
-        ct__mat_row_f32(&t->m->tok_emb, b->ids[i], o);
+        if (b->ids[i] < 0) memcpy(o, t->prompt + (size_t)(-b->ids[i] - 1) * C, sizeof(float) * (size_t)C);
+        else ct__mat_row_f32(&t->m->tok_emb, b->ids[i], o);
         if (g->arch == CT_ARCH_GPT2) {
             ct__mat_row_f32(&t->m->pos_emb, t->pos[i], row);
             ct__residual_forward(o, row, C);
@@ -288,8 +289,9 @@ static ct_status check_batch(const ct__tmodel *t, const ct__tm_batch *b) {
         if (len <= 0 || len > t->o.max_seq)
             return ct__err(CT_ERR_ARG, "training: sequence %d has %d tokens (1..%d allowed)", s, len, t->o.max_seq);
     }
+    const int nv = t->prompt ? t->o.n_virtual : 0;
     for (int i = 0; i < b->N; i++) {
-        if (b->ids[i] < 0 || b->ids[i] >= g->vocab_size)
+        if (b->ids[i] < -nv || b->ids[i] >= g->vocab_size)
             return ct__err(CT_ERR_RANGE, "training: token id %d at row %d is outside the vocabulary (%d)", b->ids[i],
                            i, g->vocab_size);
         if (b->targets[i] >= g->vocab_size)
@@ -328,6 +330,13 @@ ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float sc
         block_bwd(t, l, b);
     }
     if (t->gwte) ct__embed_bwd(t->gwte, t->gwpe, t->dres, b->ids, t->pos, N, C, t->pool);
+    if (t->gprompt) /* virtual tokens: their rows' input gradient, in row order */
+        for (int i = 0; i < N; i++)
+            if (b->ids[i] < 0) {
+                float *gp = t->gprompt + (size_t)(-b->ids[i] - 1) * C;
+                const float *d = t->dres + (size_t)i * C;
+                for (int c = 0; c < C; c++) gp[c] += d[c];
+            }
     return CT_OK;
 }
 

@@ -147,6 +147,10 @@ static void walk_params(ptab_b *b) {
         }
         return;
     }
+    if (t->o.method == CT_TM_PROMPT) { /* PEFT's PROMPT_TUNING file name */
+        PARAM(t->prompt, t->gprompt, "prompt_embeddings", 2, t->o.n_virtual, C, 0, 0);
+        return;
+    }
     /* LoRA: A and B of each targeted layer, PEFT's names */
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
@@ -292,6 +296,12 @@ static void init_values(ct__tmodel *t) {
     t->nfb.w = m->out_norm_b;
     ct__rng rng;
     ct__rng_seed(&rng, t->o.seed);
+    if (t->prompt) /* N(0, 1), torch.nn.Embedding's init (PEFT's RANDOM); the trainer may overwrite it */
+        for (size_t j = 0; j < (size_t)t->o.n_virtual * g->dim; j++) {
+            double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53;
+            double u2 = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53;
+            t->prompt[j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
@@ -692,6 +702,9 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
         if (!(o->lora_targets & valid) || (o->lora_targets & ~valid))
             return ct__err(CT_ERR_ARG, "LoRA: target modules do not fit a %s model", g->model_type);
     }
+    if (o->method == CT_TM_PROMPT && (o->n_virtual <= 0 || o->n_virtual >= o->max_seq))
+        return ct__err(CT_ERR_ARG, "prompt tuning: %d virtual tokens (1..%d for sequences of %d rows)", o->n_virtual,
+                       o->max_seq - 1, o->max_seq);
     ct__tmodel *t = ct__calloc(1, sizeof *t);
     if (!t) return ct__err(CT_ERR_NOMEM, "training: out of memory");
     t->m = m;
@@ -878,6 +891,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
             if (L->r) numel += (size_t)L->r * (L->in + L->out);
         }
     if (o->method == CT_TM_FULL) numel = (size_t)ct_model_n_params(m);
+    if (o->method == CT_TM_PROMPT) numel = (size_t)o->n_virtual * C;
     e->save_bytes = numel * sizeof(float);
     e->file_bytes = 8 + 96 * (size_t)b.np + numel * sizeof(float); /* header: ~96 bytes of JSON a tensor */
     free(p);

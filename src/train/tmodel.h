@@ -22,8 +22,12 @@
 #include "tensor/ops.h"
 
 /* FROZEN: nothing trainable (features for a classifier head, evaluation):
- * the base is read as LoRA reads it, with no adapter. */
-typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1, CT_TM_FROZEN = 2 } ct__tm_method;
+ * the base is read as LoRA reads it, with no adapter.
+ * PROMPT: prompt tuning, n_virtual learned input embeddings ("prompt_embeddings"
+ * (K, C), PEFT's tensor) in front of every sequence: a batch row whose id is
+ * -(j+1) is virtual token j (its embedding is row j, its gradient goes there);
+ * positions count the virtual tokens, as PEFT's concatenated inputs_embeds. */
+typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1, CT_TM_FROZEN = 2, CT_TM_PROMPT = 3 } ct__tm_method;
 
 /* How LoRA keeps the frozen linear layers (QLoRA's --base-dtype). ASIS: as
  * loaded (f32 products; bf16 mode pre-packs them); the others convert each
@@ -60,6 +64,7 @@ typedef struct {
     int checkpointing;        /* save only each block's input; recompute in backward */
     int n_threads;            /* <= 0: all cores */
     ct__tm_base base;         /* LoRA: storage of the frozen linear layers (QLoRA: NF4) */
+    int n_virtual;            /* PROMPT: virtual tokens K */
     int bf16;                 /* matmul operands rounded to bf16, f32 accumulation (ct__sgemm_bf16);
                                  0: exact f32 (the reference tests) */
     uint64_t seed;            /* LoRA A initialisation */

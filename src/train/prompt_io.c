@@ -1,0 +1,154 @@
+/* src/train/prompt_io.c — prompt-tuning adapters as PEFT writes them
+ * (prompt_io.h): the config keys of PromptTuningConfig.save_pretrained
+ * (PEFT 0.21, sorted as its json.dumps(sort_keys=True)) and the one tensor.
+ * Leaves out: prefix tuning (PREFIX_TUNING: per-layer key/value prefixes),
+ * several adapters in one directory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/internal.h"
+#include "formats/json.h"
+#include "formats/json_write.h"
+#include "formats/loaders.h"
+#include "formats/st_write.h"
+#include "train/peft.h"
+#include "train/prompt_io.h"
+#include "train/tmodel_internal.h"
+
+static void kv_null(ct_jw *w, const char *k) { ct__jw_key(w, k); ct__jw_null(w); }
+static void kv_int(ct_jw *w, const char *k, int64_t v) { ct__jw_key(w, k); ct__jw_int(w, v); }
+static void kv_str(ct_jw *w, const char *k, const char *v) {
+    ct__jw_key(w, k);
+    if (v) ct__jw_str(w, v);
+    else ct__jw_null(w);
+}
+
+ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model, const char *init,
+                          const char *init_text, const char *tokenizer) {
+    if (t->o.method != CT_TM_PROMPT || !t->prompt) return ct__err(CT_ERR_ARG, "ct__prompt_save: not prompt tuning");
+    ct_status s = ct__mkdir_p(dir);
+    if (s) return s;
+    const ct_config *g = t->cfg;
+    char *st = ct__path_join(dir, "adapter_model.safetensors"), *cj = ct__path_join(dir, "adapter_config.json");
+    if (!st || !cj) {
+        free(st); free(cj);
+        return ct__err(CT_ERR_NOMEM, "out of memory");
+    }
+    ct__st_out o = {.name = "prompt_embeddings", .dtype = CT_DT_F32, .ndim = 2,
+                    .shape = {t->o.n_virtual, g->dim}, .src = t->prompt};
+    s = ct__st_write(st, &o, 1, "{\"format\":\"pt\"}");
+    if (!s) {
+        ct_jw w;
+        ct__jw_init(&w, 1);
+        ct__jw_obj_begin(&w);
+        kv_null(&w, "auto_mapping");
+        kv_str(&w, "base_model_name_or_path", base_model);
+        ct__jw_key(&w, "inference_mode");
+        ct__jw_bool(&w, 1);
+        kv_null(&w, "modules_to_save");
+        kv_int(&w, "num_attention_heads", g->n_heads);
+        kv_int(&w, "num_layers", g->n_layers);
+        kv_int(&w, "num_transformer_submodules", 1);
+        kv_int(&w, "num_virtual_tokens", t->o.n_virtual);
+        kv_str(&w, "peft_type", "PROMPT_TUNING");
+        kv_str(&w, "peft_version", CT_PEFT_FORMAT_VERSION);
+        kv_str(&w, "prompt_tuning_init", init ? init : "RANDOM");
+        kv_str(&w, "prompt_tuning_init_text", init_text);
+        kv_null(&w, "revision");
+        kv_str(&w, "task_type", "CAUSAL_LM");
+        kv_int(&w, "token_dim", g->dim);
+        kv_null(&w, "tokenizer_kwargs");
+        kv_str(&w, "tokenizer_name_or_path", tokenizer);
+        ct__jw_obj_end(&w);
+        char *text = NULL;
+        size_t len = 0;
+        s = ct__jw_finish(&w, cj, &text, &len);
+        if (!s) {
+            text[len] = '\n';
+            s = ct__write_file_atomic(cj, text, len + 1);
+        }
+        free(text);
+    }
+    free(st); free(cj);
+    return s;
+}
+
+static ct_status read_config(const char *dir, ct_json **j, char **path) {
+    *j = NULL;
+    *path = ct__path_join(dir, "adapter_config.json");
+    if (!*path) return ct__err(CT_ERR_NOMEM, "out of memory");
+    char *text = NULL;
+    size_t len = 0;
+    ct_status s = ct__read_file(*path, &text, &len);
+    if (!s) s = ct__json_parse(text, len, *path, j);
+    free(text);
+    return s;
+}
+
+int ct__is_prompt_adapter(const char *dir) {
+    ct_json *j;
+    char *path;
+    int yes = 0;
+    if (read_config(dir, &j, &path) == CT_OK) {
+        const char *pt = ct__json_get_str(j, "peft_type");
+        yes = pt && !strcmp(pt, "PROMPT_TUNING");
+    }
+    ct__json_free(j);
+    free(path);
+    return yes;
+}
+
+ct_status ct__prompt_opts_from_dir(const char *dir, const ct_config *g, ct__tm_opts *o) {
+    ct_json *j;
+    char *path;
+    ct_status s = read_config(dir, &j, &path);
+    int64_t k = 0, dim = 0, layers = 0;
+    const char *pt = s ? NULL : ct__json_get_str(j, "peft_type");
+    if (!s && (!pt || strcmp(pt, "PROMPT_TUNING")))
+        s = ct__err(CT_ERR_UNSUPPORTED, "%s: peft_type %s is not PROMPT_TUNING", path, pt ? pt : "(missing)");
+    if (!s && (!ct__json_get_int(j, "num_virtual_tokens", &k) || k <= 0 || k > 1 << 16))
+        s = ct__err(CT_ERR_FORMAT, "%s: num_virtual_tokens must be a positive integer", path);
+    if (!s && ct__json_get_int(j, "token_dim", &dim) && dim != g->dim)
+        s = ct__err(CT_ERR_FORMAT, "%s: token_dim %lld, this model's hidden size is %d (another base model?)", path,
+                    (long long)dim, g->dim);
+    if (!s && ct__json_get_int(j, "num_layers", &layers) && layers != g->n_layers)
+        s = ct__err(CT_ERR_FORMAT, "%s: num_layers %lld, this model has %d (another base model?)", path,
+                    (long long)layers, g->n_layers);
+    if (!s) {
+        o->method = CT_TM_PROMPT;
+        o->n_virtual = (int)k;
+    }
+    ct__json_free(j);
+    free(path);
+    return s;
+}
+
+ct_status ct__prompt_load(ct__tmodel *t, const char *dir) {
+    if (t->o.method != CT_TM_PROMPT) return ct__err(CT_ERR_ARG, "ct__prompt_load: not prompt tuning");
+    char *path = ct__path_join(dir, "adapter_model.safetensors");
+    if (!path) return ct__err(CT_ERR_NOMEM, "out of memory");
+    ct_tstore ts;
+    ct__tstore_init(&ts);
+    ct_status s = ct__safetensors_load(path, &ts);
+    const ct_tref *r = s ? NULL : ct__tstore_find(&ts, "prompt_embeddings");
+    const int K = t->o.n_virtual, C = t->cfg->dim;
+    if (!s && !r) s = ct__err(CT_ERR_FORMAT, "%s: no tensor 'prompt_embeddings'", path);
+    if (!s && (r->ndim != 2 || r->shape[0] != K || r->shape[1] != C))
+        s = ct__err(CT_ERR_FORMAT, "%s: prompt_embeddings is [%lld, %lld], this model needs [%d, %d]", path,
+                    (long long)r->shape[0], (long long)(r->ndim > 1 ? r->shape[1] : 0), K, C);
+    for (size_t i = 0; !s && i < (size_t)K * C; i++) {
+        const uint8_t *d = r->data;
+        uint16_t h;
+        switch (r->dtype) {
+        case CT_DT_F32: memcpy(&t->prompt[i], d + 4 * i, 4); break;
+        case CT_DT_F16: memcpy(&h, d + 2 * i, 2); t->prompt[i] = ct__f16_to_f32(h); break;
+        case CT_DT_BF16: memcpy(&h, d + 2 * i, 2); t->prompt[i] = ct__bf16_to_f32(h); break;
+        default:
+            s = ct__err(CT_ERR_UNSUPPORTED, "%s: prompt_embeddings is %s (F32, F16 or BF16 expected)", path,
+                        ct_dtype_name(r->dtype));
+        }
+    }
+    ct__tstore_free(&ts);
+    free(path);
+    return s;
+}
