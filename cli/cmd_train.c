@@ -9,11 +9,14 @@
 #include "cli.h"
 
 static const char *USAGE =
-    "usage: ctune train MODEL --data FILE --method full|lora|qlora -o OUTDIR [options]\n"
+    "usage: ctune train MODEL --data FILE --method full|lora|qlora|prompt -o OUTDIR [options]\n"
     "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
     "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
     "  --base-dtype nf4|q8|bf16|f32  qlora's frozen base: 4-bit NF4 (default, 0.52 bytes/weight),\n"
     "                       8-bit Q8_0 (1.06), bf16 (2) or f32 (4); a model already stored so is used in place\n"
+    "  prompt: prompt tuning, --num-virtual-tokens K (8) learned input embeddings before every\n"
+    "         sequence, the base frozen (PEFT's PROMPT_TUNING adapter); lr default 3e-2\n"
+    "  --prompt-init random|vocab|text  N(0,1), sampled vocabulary embeddings, or --prompt-init-text T\n"
     "data:\n"
     "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
     "  --val FILE           validation data (else --val-split of --data)\n"
@@ -72,7 +75,10 @@ static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int
     ct_status s = ct_train_plan_memory(m, o, max_seq, &p);
     if (s) return cli_fail("plan", s);
     size_t avail = o->memory_limit ? o->memory_limit : ct_memory_available();
-    const char *meth = o->method == CT_METHOD_FULL ? "full" : o->method == CT_METHOD_LORA ? "lora" : "qlora";
+    const char *meth = o->method == CT_METHOD_FULL     ? "full"
+                       : o->method == CT_METHOD_LORA   ? "lora"
+                       : o->method == CT_METHOD_PROMPT ? "prompt"
+                                                       : "qlora";
     const char *base = o->method != CT_METHOD_QLORA        ? "as stored"
                        : o->base_dtype == CT_BASE_Q8       ? "q8"
                        : o->base_dtype == CT_BASE_BF16     ? "bf16"
@@ -94,7 +100,8 @@ static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int
            p.n_params >= 1000000000 ? (double)p.n_params / 1e9 : (double)p.n_params / 1e6,
            p.n_params >= 1000000000 ? " B" : " M");
     printf("method %s", meth);
-    if (o->method != CT_METHOD_FULL) printf(" (r %d on %s, base %s)", o->lora_r, o->targets, base);
+    if (o->method == CT_METHOD_PROMPT) printf(" (%d virtual tokens)", o->num_virtual_tokens);
+    else if (o->method != CT_METHOD_FULL) printf(" (r %d on %s, base %s)", o->lora_r, o->targets, base);
     printf(", %d rows per micro-batch (%d-token sequences), checkpointing %s, precision %s\n", p.max_rows, p.max_seq,
            o->checkpointing ? "on" : "off", o->bf16 ? "bf16" : "f32");
     printf("  %-26s %12lld   %.4f%% of the model\n", "trainable parameters", (long long)p.n_trainable,
@@ -135,6 +142,14 @@ static int train_or_plan(int argc, char **argv, int plan) {
         else if (!strcmp(a, "--val") && more) o.val_path = argv[++i];
         else if (!strcmp(a, "--method") && more) method = argv[++i];
         else if (!strcmp(a, "--base-dtype") && more) base = argv[++i];
+        else if (!strcmp(a, "--prompt-init-text") && more) o.prompt_init_text = argv[++i];
+        else if (!strcmp(a, "--prompt-init") && more) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "random")) o.prompt_init = CT_PROMPT_INIT_RANDOM;
+            else if (!strcmp(p, "vocab")) o.prompt_init = CT_PROMPT_INIT_VOCAB;
+            else if (!strcmp(p, "text")) o.prompt_init = CT_PROMPT_INIT_TEXT;
+            else { fprintf(stderr, "ctune train: --prompt-init %s: use random, vocab or text\n", p); return 2; }
+        }
         else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) o.out_dir = argv[++i];
         else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
         else if (!strcmp(a, "--schedule") && more) o.schedule = argv[++i];
@@ -144,6 +159,7 @@ static int train_or_plan(int argc, char **argv, int plan) {
         else if (!strcmp(a, "--lr") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.lr = (float)d; lr_set = 1; }
         INT("--max-len", 2, 1 << 20, o.data.max_len)
         INT("--r", 1, 4096, o.lora_r)
+        INT("--num-virtual-tokens", 1, 4096, o.num_virtual_tokens)
         FLT("--alpha", 0, 1e6, o.lora_alpha)
         FLT("--dropout", 0, 0.99, o.lora_dropout)
         FLT("--weight-decay", 0, 10, o.weight_decay)
@@ -200,7 +216,8 @@ static int train_or_plan(int argc, char **argv, int plan) {
     if (!strcmp(method, "full")) o.method = CT_METHOD_FULL;
     else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
     else if (!strcmp(method, "qlora")) o.method = CT_METHOD_QLORA;
-    else { fprintf(stderr, "ctune train: --method %s: use full, lora or qlora\n", method); return 2; }
+    else if (!strcmp(method, "prompt")) o.method = CT_METHOD_PROMPT;
+    else { fprintf(stderr, "ctune train: --method %s: use full, lora, qlora or prompt\n", method); return 2; }
     if (base) {
         if (o.method != CT_METHOD_QLORA) {
             fprintf(stderr, "ctune train: --base-dtype is for --method qlora (LoRA over a converted base)\n");
@@ -212,7 +229,8 @@ static int train_or_plan(int argc, char **argv, int plan) {
         else if (!strcmp(base, "f32")) o.base_dtype = CT_BASE_F32;
         else { fprintf(stderr, "ctune train: --base-dtype %s: use nf4, q8, bf16 or f32\n", base); return 2; }
     }
-    if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
+    if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : o.method == CT_METHOD_PROMPT ? 3e-2f : 2e-4f;
+    if (o.prompt_init_text && o.prompt_init != CT_PROMPT_INIT_TEXT) o.prompt_init = CT_PROMPT_INIT_TEXT;
     if (ckpt_set >= 0) o.checkpointing = ckpt_set;
     else o.checkpointing = o.method == CT_METHOD_QLORA; /* on by default for QLoRA */
 

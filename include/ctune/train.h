@@ -25,7 +25,14 @@ extern "C" {
 /* QLORA: LoRA over the frozen linear layers quantized on load to 4-bit NF4
  * with double quantization (bitsandbytes' format, docs/qlora.md); gradient
  * checkpointing is on by default for it (the CLI's --no-grad-checkpoint). */
-typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2 } ct_method;
+/* PROMPT: prompt tuning, num_virtual_tokens learned input embeddings before
+ * every sequence (PEFT's PROMPT_TUNING), the base frozen. */
+typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2, CT_METHOD_PROMPT = 3 } ct_method;
+
+/* How prompt tuning's virtual tokens start: N(0, 1) (PEFT's RANDOM), the
+ * embeddings of tokens sampled from the vocabulary (SAMPLE_VOCAB), or of a
+ * text's tokens, repeated or cut to the count (TEXT). */
+typedef enum { CT_PROMPT_INIT_RANDOM = 0, CT_PROMPT_INIT_VOCAB = 1, CT_PROMPT_INIT_TEXT = 2 } ct_prompt_init;
 
 /* QLoRA's frozen base (--base-dtype): NF4 (the default), Q8_0 8-bit, BF16, or
  * F32 (LoRA on a full-precision base, for comparison). */
@@ -34,6 +41,10 @@ typedef enum { CT_BASE_DEFAULT = 0, CT_BASE_NF4 = 1, CT_BASE_Q8 = 2, CT_BASE_BF1
 typedef struct {
     ct_method method;
     ct_base_dtype base_dtype; /* QLoRA only */
+    /* prompt tuning */
+    int num_virtual_tokens;   /* default 8 */
+    ct_prompt_init prompt_init;
+    const char *prompt_init_text;
     /* LoRA */
     int lora_r;             /* default 8 */
     float lora_alpha;       /* default 16 */

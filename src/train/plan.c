@@ -28,7 +28,12 @@
 ct_status ct__train_tm_opts(const ct_train_opts *o, const ct_config *g, int max_seq, ct__tm_opts *to) {
     int micro = o->micro_batch > 0 ? o->micro_batch : o->batch;
     if (micro <= 0 || max_seq <= 0) return ct__err(CT_ERR_ARG, "training: need a batch and a sequence length");
-    *to = (ct__tm_opts){.method = o->method == CT_METHOD_FULL ? CT_TM_FULL : CT_TM_LORA,
+    const int nv = o->method == CT_METHOD_PROMPT ? (o->num_virtual_tokens > 0 ? o->num_virtual_tokens : 8) : 0;
+    max_seq += nv; /* the virtual tokens ride in front of every sequence */
+    *to = (ct__tm_opts){.method = o->method == CT_METHOD_FULL     ? CT_TM_FULL
+                                  : o->method == CT_METHOD_PROMPT ? CT_TM_PROMPT
+                                                                  : CT_TM_LORA,
+                        .n_virtual = nv,
                         .base = o->method == CT_METHOD_QLORA
                                     ? (ct__tm_base)(o->base_dtype ? o->base_dtype : CT_BASE_NF4)
                                     : CT_TB_ASIS,
@@ -36,7 +41,8 @@ ct_status ct__train_tm_opts(const ct_train_opts *o, const ct_config *g, int max_
                         .rslora = o->rslora, .max_seq = max_seq, .max_rows = micro * max_seq,
                         .checkpointing = o->checkpointing, .n_threads = o->n_threads, .seed = o->seed,
                         .bf16 = o->bf16};
-    if (o->method != CT_METHOD_FULL) return ct__parse_targets(o->targets, g->arch, &to->lora_targets);
+    if (o->method == CT_METHOD_LORA || o->method == CT_METHOD_QLORA)
+        return ct__parse_targets(o->targets, g->arch, &to->lora_targets);
     return CT_OK;
 }
 

@@ -31,6 +31,7 @@
 #include "train/optim.h"
 #include "train/plan.h"
 #include "train/peft.h"
+#include "train/prompt_io.h"
 #include "train/save_full.h"
 #include "train/tmodel_internal.h"
 
@@ -45,6 +46,8 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
     o->data.max_len = 256;
     o->lr = method == CT_METHOD_FULL ? 5e-5f : 2e-4f;
     o->checkpointing = method == CT_METHOD_QLORA;
+    o->num_virtual_tokens = 8;
+    if (method == CT_METHOD_PROMPT) o->lr = 3e-2f; /* prompt tuning wants a large step (PEFT's examples: 3e-2) */
     o->beta1 = 0.9f;
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
@@ -58,7 +61,7 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
 }
 
 static const char *method_name(ct_method m) {
-    return m == CT_METHOD_QLORA ? "qlora" : m == CT_METHOD_LORA ? "lora" : "full";
+    return m == CT_METHOD_PROMPT ? "prompt" : m == CT_METHOD_QLORA ? "qlora" : m == CT_METHOD_LORA ? "lora" : "full";
 }
 
 /* ---- targets ------------------------------------------------------------------ */
@@ -100,11 +103,18 @@ ct_status ct__parse_targets(const char *s, ct_arch arch, unsigned *out) {
 typedef struct {
     int32_t *ids, *targets, *seq;
     int cap_rows, cap_seq;
+    int n_virtual;             /* prompt tuning: virtual rows -1..-K before each example */
 } mbuf;
 
 /* Append example ex; returns 0 when it does not fit. */
 static int mb_add(mbuf *b, ct__tm_batch *tb, const ct_example *ex) {
-    if (tb->N + ex->n > b->cap_rows || tb->n_seq + 1 > b->cap_seq) return 0;
+    const int K = b->n_virtual;
+    if (tb->N + K + ex->n > b->cap_rows || tb->n_seq + 1 > b->cap_seq) return 0;
+    for (int j = 0; j < K; j++) { /* no loss on them; the last one predicts nothing (mask[0] is 0) */
+        b->ids[tb->N + j] = -(j + 1);
+        b->targets[tb->N + j] = -1;
+    }
+    tb->N += K;
     int r0 = tb->N;
     for (int j = 0; j < ex->n; j++) {
         b->ids[r0 + j] = ex->ids[j];
@@ -233,6 +243,11 @@ static ct_status train_step(run *r, double *loss, double *gnorm, float *lr, size
 /* ---- outputs ------------------------------------------------------------------------ */
 
 static ct_status save_weights(run *r, const char *dir) {
+    if (r->o->method == CT_METHOD_PROMPT) {
+        static const char *const init[] = {"RANDOM", "SAMPLE_VOCAB", "TEXT"};
+        return ct__prompt_save(r->t, dir, r->m->path, init[r->o->prompt_init],
+                               r->o->prompt_init == CT_PROMPT_INIT_TEXT ? r->o->prompt_init_text : NULL, r->m->path);
+    }
     if (r->o->method != CT_METHOD_FULL) return ct__lora_save(r->t, dir, r->m->path);
     return ct__save_full(r->t, dir);
 }
@@ -365,6 +380,41 @@ static void fmt_time(char *b, size_t n, double s) {
 
 /* ---- ct_train ------------------------------------------------------------------------- */
 
+/* Prompt tuning's start (ct_prompt_init): vocabulary rows or a text's tokens
+ * (with BOS when the tokenizer adds one, as PEFT's tokenizer call does),
+ * repeated or cut to K; RANDOM keeps the model's N(0, 1). */
+static ct_status init_prompt(run *r, const ct_tokenizer *tok) {
+    const ct_train_opts *o = r->o;
+    if (o->method != CT_METHOD_PROMPT || o->prompt_init == CT_PROMPT_INIT_RANDOM) return CT_OK;
+    ct__tmodel *t = r->t;
+    const ct_config *g = ct_model_config(r->m);
+    const int K = ct__tm_options(t)->n_virtual, C = g->dim;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (o->prompt_init == CT_PROMPT_INIT_TEXT) {
+        const char *txt = o->prompt_init_text;
+        if (!txt || !*txt) return ct__err(CT_ERR_ARG, "--prompt-init text needs --prompt-init-text \"...\"");
+        ct_status s = ct_tokenizer_encode(tok, txt, strlen(txt), CT_TOK_ADD_BOS, &ids, &n);
+        if (s) return s;
+        if (!n) { free(ids); return ct__err(CT_ERR_ARG, "--prompt-init-text: the text has no tokens"); }
+    }
+    const ct__tparam *p = ct__tm_find(t, "prompt_embeddings");
+    if (!p) { free(ids); return ct__err(CT_ERR_ARG, "prompt tuning: no prompt_embeddings parameter"); }
+    float *dst = ct__tm_params(t, NULL) + p->off;
+    uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int j = 0; j < K; j++) {
+        int32_t id;
+        if (ids) id = ids[(size_t)j % n];
+        else {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            id = (int32_t)((x >> 33) % (uint64_t)g->vocab_size);
+        }
+        ct__mat_row_f32(&r->m->tok_emb, id, dst + (size_t)j * C);
+    }
+    free(ids);
+    return CT_OK;
+}
+
 static ct_status setup(run *r, ct_train_result *res) {
     const ct_train_opts *o = r->o;
     ct_model *m = r->m;
@@ -412,6 +462,8 @@ static ct_status setup(run *r, ct_train_result *res) {
     r->mom = ct__alloc_big((n ? n : 1) * sizeof(float));
     r->vel = ct__alloc_big((n ? n : 1) * sizeof(float));
     r->perm = ct__malloc((st.n_examples ? st.n_examples : 1) * sizeof(size_t));
+    if ((s = init_prompt(r, tok))) return s;
+    r->mb.n_virtual = to.n_virtual;
     r->mb.cap_rows = to.max_rows;
     r->mb.cap_seq = to.max_rows + 1;
     r->mb.ids = ct__malloc((size_t)to.max_rows * sizeof(int32_t));
@@ -449,7 +501,10 @@ static ct_status setup(run *r, ct_train_result *res) {
                                          "QLoRA (BF16 base)", "LoRA (F32 base)"};
         fprintf(stderr, "%s: %lld trainable parameters (%.3f%% of %lld), %d steps (%d per epoch), batch %d, "
                 "micro-batch %d, activations %.1f MiB\n",
-                o->method == CT_METHOD_QLORA ? qn[o->base_dtype] : o->method == CT_METHOD_LORA ? "LoRA" : "full fine-tuning",
+                o->method == CT_METHOD_QLORA    ? qn[o->base_dtype]
+                : o->method == CT_METHOD_LORA   ? "LoRA"
+                : o->method == CT_METHOD_PROMPT ? "prompt tuning"
+                                                : "full fine-tuning",
                 (long long)res->trainable,
                 100.0 * (double)res->trainable / (double)ct_model_n_params(m), (long long)ct_model_n_params(m),
                 r->total, r->spe, o->batch, micro, ct__tm_act_bytes(r->t) / 1048576.0);
