@@ -27,11 +27,70 @@ Set-up (chosen to give PyTorch its best case on this CPU):
   - --bf16: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)
     (master weights and optimizer f32), the mixed-precision path users take;
   - W untimed warm-up steps, R timed; tok/s = B*T*R / time of the R steps.
-FLOPs: 6N per token (full), 4N (LoRA), N = all parameters (tied weights once),
-as bench_train counts them.
+  - --targets all: LoRA on every linear layer of the blocks (Llama: q,k,v,o,
+    gate,up,down; GPT-2: c_attn, c_proj (attn and mlp), c_fc), as bench_train
+    --targets all ("all-linear"); --lora-r R sets r (alpha 2r).
+FLOPs: 6N per token (full), 4N (LoRA, QLoRA), N = all parameters (tied weights
+once; a 4-bit weight counts as its original shape), as bench_train counts them.
 
-Usage: train_peer.py --shape gpt2-124M|stories15M|stories110M|... [--method full|lora]
+QLoRA (--method qlora), the way users run it today:
+  - the random model is a CHECKPOINT, loaded the user's way: the parent writes
+    it once, in a process of its own, into $CTUNE_CACHE/models/peer-hf/<shape>
+    (config.json + safetensors, one shard per block; float32, llama2-7B
+    bfloat16), tensor by tensor from a model built on the meta device (N(0,
+    0.02) weights, norms 1, biases 0), so no f32 model is ever materialized
+    and the child's VmHWM is the user's; the child calls
+    AutoModelForCausalLM.from_pretrained(dir, dtype=compute dtype,
+    quantization_config=BitsAndBytesConfig(load_in_4bit=True,
+    bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+    bnb_4bit_compute_dtype=bfloat16 with --bf16 else float32)), which puts
+    every linear layer of the blocks into a bnb.nn.Linear4bit and quantizes
+    its weight as it is read (the embeddings and the head stay unquantized:
+    transformers' default), then peft.prepare_model_for_kbit_training
+    (freezes the base, casts every non-4-bit parameter to f32, gradient
+    checkpointing on with transformers' defaults) and LoraConfig on
+    --targets; AdamW over the LoRA parameters; --bf16 also runs the forward
+    under autocast as for the other methods (what Trainer(bf16=True) does on
+    the CPU). The JSON line adds load_s, rss_after_load_mib, RssAnon/RssFile
+    after the load and at the end, the Linear4bit count and bytes, "build".
+  - bitsandbytes 0.50.2's CPU backend trains through gemm_4bit =
+    dequantize the weight (its C kernels for NF4 and the double-quantized
+    absmax) + F.linear; the input gradient dequantizes again. The 'kernels'
+    package its import warns about only feeds gemv_4bit, which Linear4bit
+    takes in eval mode without gradients (inference, after repacking the
+    weight), never in training; and it fetches its kernel from the Hugging
+    Face Hub at run time (get_kernel("kernels-community/quantization-
+    bitsandbytes")), which fails offline ("not available in the local
+    cache"). So it is not installed: the warning is harmless here.
+
+Llama-2-7B (--shape llama2-7B, qlora only; bench/make_7b.py's shape: dim 4096,
+ffn 11008, 32 layers, 32 heads, vocab 32000, untied head). Measured on 2- and
+4-layer versions (--layers, T=256, B=1, r=16, targets all, 2 threads, a
+shared machine, load ~2), 13:44-13:49 UTC 2026-12-01:
+  - --bf16: peak RSS 2587 / 3608 MiB (2 / 4 layers): +510 MiB per layer while
+    loading, of which ~386 MiB are pages of the checkpoint's shards (RssFile,
+    gone after the load) and ~115 MiB the 4-bit weights; at the end RssAnon
+    1990 / 2218 MiB (+114 MiB per layer). Extrapolated to 32 layers: VmHWM
+    ~18 GiB (~12 GiB of it file pages), ~5.4 GiB anonymous at the end. Step
+    (best) 3.21 / 5.78 s: 1.28 s per layer + 0.64 s, ~42 s per step at 32
+    layers (~24 tok/s).
+  - f32 compute dtype: from_pretrained upcasts each bf16 tensor before
+    quantizing it: +592 MiB of peak per layer, ~21.5 GiB at 32 layers, and
+    3.24 s of step per layer (~104 s per step): refused beyond 8 layers.
+  - the full model, run once (13:49-13:55 UTC, load 1.2-3.1, -w 0 -r 1
+    --bf16 --lora-r 16 --targets all -b 1 -T 256): 5 min 43 s in all =
+    the 13.5 GB checkpoint written in 67 s (once; kept in the cache),
+    from_pretrained with quantization 190 s, one step 70.5 s (3.6 tok/s,
+    cold: no warm-up step). Peak RSS 17646 MiB, RssFile 12305 MiB of it
+    right after the load (the shards' pages), RssAnon 4698 MiB then and
+    5768 MiB at the end; MemAvailable fell by at most 5.7 GiB. 224
+    Linear4bit, 3.24 GB of 4-bit weights, 39.98 M LoRA parameters.
+  It refuses to start with MemAvailable < 18 GiB (CTUNE_PEER_FORCE=1 overrides).
+
+Usage: train_peer.py --shape gpt2-124M|stories15M|stories110M|...|llama2-7B
+                     [--method full|lora|qlora] [--targets qv|all] [--lora-r 8]
                      [-b 4] [-T 256] [-t 2] [-w 2] [-r 5] [--bf16] [--peak GF]
+                     [--layers N] [--ckpt-dtype float32|bfloat16] [--profile]
 Leaves out: torch.compile (its CPU inductor build needs a C++ toolchain per
 shape, minutes of compile; users of PEFT on CPU rarely turn it on), data
 loading, gradient accumulation.
