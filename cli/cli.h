@@ -13,6 +13,9 @@ int cmd_train(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+/* `ctune train --method head` (cmd_classify.c) */
+int cmd_train_head(int argc, char **argv);
 
 /* Print "ctune: <what>: <ct_errmsg()>" to stderr; returns 1. */
 int cli_fail(const char *what, ct_status s);

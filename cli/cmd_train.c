@@ -9,7 +9,8 @@
 #include "cli.h"
 
 static const char *USAGE =
-    "usage: ctune train MODEL --data FILE --method full|lora|qlora|prompt -o OUTDIR [options]\n"
+    "usage: ctune train MODEL --data FILE --method full|lora|qlora|prompt|head -o OUTDIR [options]\n"
+    "  head: a classifier head on the frozen base (`ctune train --method head --help`)\n"
     "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
     "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
     "  --base-dtype nf4|q8|bf16|f32  qlora's frozen base: 4-bit NF4 (default, 0.52 bytes/weight),\n"
@@ -262,5 +263,9 @@ static int train_or_plan(int argc, char **argv, int plan) {
     return 0;
 }
 
-int cmd_train(int argc, char **argv) { return train_or_plan(argc, argv, 0); }
+int cmd_train(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--method") && !strcmp(argv[i + 1], "head")) return cmd_train_head(argc, argv);
+    return train_or_plan(argc, argv, 0);
+}
 int cmd_plan(int argc, char **argv) { return train_or_plan(argc, argv, 1); }

@@ -244,21 +244,17 @@ void ct__head_free(float *W, char **labels, int K) {
     free(labels);
 }
 
-ct_status ct__head_load(const char *dir, int C, float **Wout, int *Kout, char ***labels_out) {
-    *Wout = NULL;
+ct_status ct__head_read_labels(const char *dir, char ***labels_out, int *Kout) {
     *labels_out = NULL;
     *Kout = 0;
-    char *cj = ct__path_join(dir, "head_config.json"), *st = ct__path_join(dir, "head.safetensors");
-    char *text = NULL;
+    char *cj = ct__path_join(dir, "head_config.json"), *text = NULL;
     size_t len = 0;
     ct_json *j = NULL;
-    ct_tstore ts;
-    ct__tstore_init(&ts);
-    ct_status s = (!cj || !st) ? ct__err(CT_ERR_NOMEM, "out of memory") : ct__read_file(cj, &text, &len);
+    ct_status s = !cj ? ct__err(CT_ERR_NOMEM, "out of memory") : ct__read_file(cj, &text, &len);
     if (!s) s = ct__json_parse(text, len, cj, &j);
     const ct_json *lab = s ? NULL : ct__json_get(j, "labels");
     int K = 0;
-    if (!s && (!lab || lab->type != CT_JSON_ARR || lab->u.arr.n < 2))
+    if (!s && (!lab || lab->type != CT_JSON_ARR || lab->u.arr.n < 2 || lab->u.arr.n > 1 << 16))
         s = ct__err(CT_ERR_FORMAT, "%s: 'labels' must be a list of at least 2 label strings", cj);
     char **labels = NULL;
     if (!s) {
@@ -271,6 +267,28 @@ ct_status ct__head_load(const char *dir, int C, float **Wout, int *Kout, char **
             else if (!(labels[k] = ct__strdup(e->u.str.s))) s = ct__err(CT_ERR_NOMEM, "out of memory");
         }
     }
+    ct__json_free(j);
+    free(text);
+    free(cj);
+    if (s) {
+        ct__head_free(NULL, labels, K);
+        return s;
+    }
+    *labels_out = labels;
+    *Kout = K;
+    return CT_OK;
+}
+
+ct_status ct__head_load(const char *dir, int C, float **Wout, int *Kout, char ***labels_out) {
+    *Wout = NULL;
+    char **labels = NULL;
+    int K = 0;
+    ct_status s = ct__head_read_labels(dir, &labels, &K);
+    if (s) return s;
+    char *st = ct__path_join(dir, "head.safetensors");
+    ct_tstore ts;
+    ct__tstore_init(&ts);
+    if (!st) s = ct__err(CT_ERR_NOMEM, "out of memory");
     if (!s) s = ct__safetensors_load(st, &ts);
     const ct_tref *r = s ? NULL : ct__tstore_find(&ts, "score.weight");
     if (!s && !r) s = ct__err(CT_ERR_FORMAT, "%s: no tensor 'score.weight'", st);
@@ -282,8 +300,7 @@ ct_status ct__head_load(const char *dir, int C, float **Wout, int *Kout, char **
     if (!s && !W) s = ct__err(CT_ERR_NOMEM, "out of memory");
     if (!s) memcpy(W, r->data, sizeof(float) * (size_t)K * C);
     ct__tstore_free(&ts);
-    ct__json_free(j);
-    free(text); free(cj); free(st);
+    free(st);
     if (s) {
         ct__head_free(W, labels, K);
         return s;

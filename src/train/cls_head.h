@@ -60,6 +60,8 @@ ct_status ct__head_save(const char *dir, const float *W, int K, int C, const cha
  * ct__head_free); C must match the model's. */
 ct_status ct__head_load(const char *dir, int C, float **W, int *K, char ***labels);
 void ct__head_free(float *W, char **labels, int K);
+/* Only the label set of dir/head_config.json. */
+ct_status ct__head_read_labels(const char *dir, char ***labels, int *K);
 
 /* Verbalizers: the language model's next-token score of each label's word
  * after the text: scores (n_ex, K) = logit of token word_ids[k] at the last

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Classification end to end on the real stories260K and the real SMS Spam
+# Collection: `ctune train --method head` beats the majority class on a
+# stratified held-out 20%, `ctune classify --head` prints accuracy, macro-F1
+# and the confusion matrix and writes predictions, label words give a
+# zero-/few-shot baseline, and bad input (a label the head never saw, label
+# words that cannot be told apart) fails with a message naming it. Prompt
+# tuning (`ctune train --method prompt`) lowers the validation loss.
+source "$(dirname "$0")/common.sh"
+M=$CTUNE_SHARED/models/stories260K
+BIN=$M/stories260K.bin
+TOK=$M/tok512.bin
+SMS=$CTUNE_SHARED/data/sms-spam/SMSSpamCollection
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --method head --data "$SMS" --val-split 0.2 -o "$TMP/head" \
+     >"$TMP/head.log" 2>&1; then pass; else fail "head training: $(tail -3 "$TMP/head.log")"; fi
+acc=$(grep -o 'val accuracy [0-9.]*' "$TMP/head.log" | awk '{print $3}')
+echo "head on the frozen stories260K: val accuracy $acc (majority class: 0.865)"
+awk -v a="$acc" 'BEGIN{exit !(a > 0.88)}' && pass || fail "head val accuracy $acc not above the majority baseline"
+for f in head.safetensors head_config.json; do [ -s "$TMP/head/$f" ] && pass || fail "no $f"; done
+grep -q '"spam"' "$TMP/head/head_config.json" && pass || fail "label set not saved"
+# classify with the head: the report, and one prediction per line
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/head" --data "$SMS" --predictions "$TMP/pred.tsv" \
+  >"$TMP/cls.txt" 2>"$TMP/cls.log" || fail "classify --head: $(tail -3 "$TMP/cls.log")"
+grep -q '^accuracy 0\.9' "$TMP/cls.txt" && grep -q 'confusion matrix' "$TMP/cls.txt" && pass \
+  || fail "classify report: $(head -3 "$TMP/cls.txt")"
+[ "$(wc -l <"$TMP/pred.tsv")" = 4574 ] && pass || fail "predictions: $(wc -l <"$TMP/pred.tsv") lines"
+# a label the head never saw is named
+printf 'label\ttext\nham\thello there\nmaybe\twhat is this\n' >"$TMP/bad.tsv"
+if "$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/head" --data "$TMP/bad.tsv" >"$TMP/bad.txt" 2>&1; then
+  fail "an unseen label was accepted"
+else
+  grep -q "bad.tsv:3: label 'maybe' is not in the label set" "$TMP/bad.txt" && pass || fail "unseen label: $(cat "$TMP/bad.txt")"
+fi
+# label words: zero- and few-shot run and report; words that share every token are refused
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --words "ham= normal,spam= spam" --shots 2 --shots-from "$SMS" \
+  --data "$SMS" >"$TMP/fs.txt" 2>"$TMP/fs.log" && grep -q '^accuracy' "$TMP/fs.txt" && pass \
+  || fail "few-shot: $(tail -2 "$TMP/fs.log")"
+if "$CTUNE" classify "$BIN" --tokenizer "$TOK" --words "ham= spam,spam= spam" --data "$SMS" >"$TMP/w.txt" 2>&1; then
+  fail "identical label words accepted"
+else grep -q "is a token prefix of another label word" "$TMP/w.txt" && pass || fail "label words: $(cat "$TMP/w.txt")"; fi
+# prompt tuning lowers the validation loss and writes PEFT's PROMPT_TUNING files
+head -c 60000 "$CTUNE_SHARED/data/text/tinyshakespeare.txt" >"$TMP/shake.txt"
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --val-split 0.1 --max-len 64 --batch 8 \
+     --method prompt --num-virtual-tokens 8 --prompt-init vocab --max-steps 30 --eval-every 15 --no-progress \
+     -o "$TMP/prompt" >"$TMP/prompt.log" 2>&1; then pass; else fail "prompt tuning: $(tail -3 "$TMP/prompt.log")"; fi
+p1=$(grep -o '"val_loss": [0-9.]*' "$TMP/prompt/metrics.jsonl" | head -1 | awk '{print $2}')
+p2=$(grep -o '"val_loss": [0-9.]*' "$TMP/prompt/metrics.jsonl" | tail -1 | awk '{print $2}')
+echo "prompt tuning: val loss $p1 -> $p2"
+awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(b < a - 0.05)}' && pass || fail "prompt tuning val loss $p1 -> $p2"
+grep -q '"peft_type": "PROMPT_TUNING"' "$TMP/prompt/adapter_config.json" && pass || fail "prompt adapter config"
+finish
