@@ -85,6 +85,11 @@ shared machine, load ~2), 13:44-13:49 UTC 2026-12-01:
     right after the load (the shards' pages), RssAnon 4698 MiB then and
     5768 MiB at the end; MemAvailable fell by at most 5.7 GiB. 224
     Linear4bit, 3.24 GB of 4-bit weights, 39.98 M LoRA parameters.
+    ctune beside it (13:56-13:59, load 1.4-4.4): bench_train
+    random-llama2-7B-BF16.gguf --method qlora --base nf4 --targets all
+    --lora-r 16 -b 1 -T 256 -w 0 -r 1 --bf16 --checkpointing: 2 min 30 s in
+    all, set-up (conversion to NF4) 89 s, one step 59.3 s (4.3 tok/s), peak
+    RSS 4363 MiB (predicted 4760), the same 39.98 M trainable parameters.
   It refuses to start with MemAvailable < 18 GiB (CTUNE_PEER_FORCE=1 overrides).
 
 Usage: train_peer.py --shape gpt2-124M|stories15M|stories110M|...|llama2-7B
