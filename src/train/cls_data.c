@@ -201,8 +201,7 @@ static ct_status add_row(loader *L, const char *text, size_t tn, const char *lab
     const char *w = L->where;
     if (!has_label && !L->o->allow_unlabeled)
         return ct__err(CT_ERR_FORMAT, "%s: row has no '%s'", w, L->label_key);
-    if (L->labeled < 0) L->labeled = has_label;
-    else if (has_label != L->labeled)
+    if (L->labeled >= 0 && has_label != L->labeled)
         return ct__err(CT_ERR_FORMAT, "%s: row %s a '%s', but the rows before %s", w, has_label ? "has" : "has no",
                        L->label_key, has_label ? "have none" : "have one");
     int label = -1;
@@ -225,8 +224,6 @@ static ct_status add_row(loader *L, const char *text, size_t tn, const char *lab
             return ct__err(CT_ERR_FORMAT, "%s: label '%.*s' is not in the label set (%s)", w,
                            (int)(ln < 200 ? ln : 200), lab, known);
         }
-        ct_status st = label < 0 ? lt_add(&L->lt, lab, ln, &label) : CT_OK;
-        if (st) return st;
     }
     if (is_blank(text, tn)) return ct__err(CT_ERR_FORMAT, "%s: empty text", w);
     int32_t *ids = NULL;
@@ -236,7 +233,10 @@ static ct_status add_row(loader *L, const char *text, size_t tn, const char *lab
     int trunc = 0;
     if (L->o->max_len > 0 && n > (size_t)L->o->max_len) { n = (size_t)L->o->max_len; trunc = 1; }
     if (!n) st = ct__err(CT_ERR_FORMAT, "%s: the text encodes to no tokens", w);
-    else st = ds_push(L->ds, ids, n, line, label, trunc);
+    /* a new label joins the set only with a row that is kept */
+    if (!st && has_label && label < 0) st = lt_add(&L->lt, lab, ln, &label);
+    if (!st) st = ds_push(L->ds, ids, n, line, label, trunc);
+    if (!st) L->labeled = has_label; /* set by the first row kept */
     free(ids);
     return st;
 }
@@ -453,6 +453,7 @@ static ct_status load_delimited(loader *L, const char *text, size_t len) {
     const ct_cls_opts *o = L->o;
     reader r = {text, len, 0, 1, L->ds->fmt == CT_CLS_CSV ? ',' : '\t', 0, {0}, NULL, 0, 0, 0};
     r.quotes = o->quoting == CT_CLS_QUOTES || (o->quoting == CT_CLS_QUOTES_AUTO && r.delim == ',');
+    if (!(r.buf.p = ct__malloc(r.buf.cap = 256))) return ct__err(CT_ERR_NOMEM, "classify data: out of memory");
     const char *dname = r.delim == ',' ? "," : "<TAB>";
     int got = 0;
     ct_status st = read_record(&r, L->path, &got);

@@ -331,6 +331,11 @@ static void test_errors(const ct_tokenizer *t) {
     CHECK_OK(ct_cls_dataset_load(p, t, &os, &ds));
     CHECK(ct_cls_dataset_size(ds) == 2 && ct_cls_dataset_bad_rows(ds, NULL) == 1);
     ct_cls_dataset_free(ds);
+    /* a skipped row's label does not join the label set (found by fuzz_cls_data) */
+    p = file("skiplab.tsv", "label\ttext\nb\t\na\tx\n");
+    CHECK_OK(ct_cls_dataset_load(p, t, &os, &ds));
+    CHECK(ct_cls_dataset_num_labels(ds) == 1 && !strcmp(ct_cls_dataset_label(ds, 0), "a"));
+    ct_cls_dataset_free(ds);
     p = file("e.jsonl", "{\"text\":\"\",\"label\":1}\n");
     snprintf(want, sizeof want, "%s:1: empty text", p);
     load_fails(p, t, NULL, NULL, 0, CT_ERR_FORMAT, want);
