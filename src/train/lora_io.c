@@ -53,7 +53,8 @@ ct_status ct__lora_save(ct__tmodel *t, const char *dir, const char *base_model) 
     ct__peft_config c;
     memset(&c, 0, sizeof c);
     snprintf(c.peft_type, sizeof c.peft_type, "LORA");
-    snprintf(c.task_type, sizeof c.task_type, "CAUSAL_LM");
+    snprintf(c.task_type, sizeof c.task_type, "%s", t->o.cls_labels > 0 ? "SEQ_CLS" : "CAUSAL_LM");
+    c.modules_to_save_score = t->o.cls_labels > 0;
     snprintf(c.base_model, sizeof c.base_model, "%s", base_model ? base_model : "");
     snprintf(c.bias, sizeof c.bias, "none");
     c.r = t->o.lora_r;

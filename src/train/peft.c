@@ -118,7 +118,15 @@ ct_status ct__peft_config_write(const char *dir, const ct__peft_config *c) {
     kv_null(&w, "lora_ga_config");
     kv_null(&w, "megatron_config");
     kv_str(&w, "megatron_core", "megatron.core");
-    kv_null(&w, "modules_to_save");
+    if (c->modules_to_save_score) {
+        ct__jw_key(&w, "modules_to_save");
+        ct__jw_arr_begin(&w);
+        ct__jw_str(&w, "classifier");
+        ct__jw_str(&w, "score");
+        ct__jw_arr_end(&w);
+    } else {
+        kv_null(&w, "modules_to_save");
+    }
     kv_null(&w, "monteclora_config");
     kv_str(&w, "peft_type", peft_type);
     kv_str(&w, "peft_version", CT_PEFT_FORMAT_VERSION);

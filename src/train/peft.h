@@ -32,6 +32,7 @@ typedef struct {
     int n_targets;
     char targets[CT_PEFT_MAX_TARGETS][32]; /* target_modules: "q_proj", "c_attn", ... */
     char bias[8];               /* "none" */
+    int modules_to_save_score;  /* SEQ_CLS: modules_to_save ["classifier", "score"] (PEFT's default for it) */
     char base_quant[8];         /* QLoRA: the frozen base the adapter was trained on, "nf4", "q8",
                                    "bf16" or "f32" (converted on load as ct__tm_opts.base says), ""
                                    for plain LoRA; key "ctune_base_quantization" (PEFT ignores

@@ -236,7 +236,35 @@ static const float *head_weight(ct__tmodel *t, int *ld, int need_f32) {
  * data cost nothing there): they are gathered in chunks of head_rows, and
  * their input gradients scattered back (rows without a target get 0). With
  * logits_out every row is computed, in place. */
+/* Classification: rows with a target (the last of each sequence) through the
+ * score head (K, C); logits_out (rows with a target, K) in row order. */
+static double cls_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits_out) {
+    const int N = b->N, C = t->cfg->dim, K = t->o.cls_labels, CH = t->head_rows;
+    int nt = 0;
+    for (int i = 0; i < N; i++)
+        if (b->targets[i] >= 0) t->hrows[nt++] = i;
+    if (backward) memset(t->dh, 0, (size_t)N * C * sizeof(float));
+    double loss = 0;
+    for (int r0 = 0; r0 < nt; r0 += CH) {
+        int n = nt - r0 < CH ? nt - r0 : CH;
+        for (int j = 0; j < n; j++) {
+            memcpy(t->hg + (size_t)j * C, t->hf + (size_t)t->hrows[r0 + j] * C, (size_t)C * sizeof(float));
+            t->tg[j] = b->targets[t->hrows[r0 + j]];
+        }
+        gemm(t, 0, 1, n, K, C, 1.0f, t->hg, C, t->score, C, 0.0f, t->logits, K);
+        if (logits_out) memcpy(logits_out + (size_t)r0 * K, t->logits, (size_t)n * K * sizeof(float));
+        loss += ct__xent_fwd_bwd(t->logits, t->tg, n, K, scale, t->pool);
+        if (!backward) continue;
+        gemm(t, 0, 0, n, C, K, 1.0f, t->logits, K, t->score, C, 0.0f, t->dhg, C);
+        for (int j = 0; j < n; j++)
+            memcpy(t->dh + (size_t)t->hrows[r0 + j] * C, t->dhg + (size_t)j * C, (size_t)C * sizeof(float));
+        gemm(t, 1, 0, K, C, n, 1.0f, t->logits, K, t->hg, C, 1.0f, t->gscore, C);
+    }
+    return loss;
+}
+
 static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, int backward, float *logits_out) {
+    if (t->score) return cls_fwd_bwd(t, b, scale, backward, logits_out);
     const ct_config *g = t->cfg;
     const int N = b->N, C = g->dim, V = g->vocab_size, CH = t->head_rows;
     int ld = 0;
@@ -294,7 +322,7 @@ static ct_status check_batch(const ct__tmodel *t, const ct__tm_batch *b) {
         if (b->ids[i] < -nv || b->ids[i] >= g->vocab_size)
             return ct__err(CT_ERR_RANGE, "training: token id %d at row %d is outside the vocabulary (%d)", b->ids[i],
                            i, g->vocab_size);
-        if (b->targets[i] >= g->vocab_size)
+        if (b->targets[i] >= (t->score ? t->o.cls_labels : g->vocab_size))
             return ct__err(CT_ERR_RANGE, "training: target id %d at row %d is outside the vocabulary (%d)",
                            b->targets[i], i, g->vocab_size);
     }

@@ -151,7 +151,9 @@ static void walk_params(ptab_b *b) {
         PARAM(t->prompt, t->gprompt, "prompt_embeddings", 2, t->o.n_virtual, C, 0, 0);
         return;
     }
-    /* LoRA: A and B of each targeted layer, PEFT's names */
+    /* LoRA: A and B of each targeted layer, PEFT's names (then the classifier head) */
+    if (t->o.cls_labels > 0 && t->o.method != CT_TM_LORA)
+        PARAM(t->score, t->gscore, "score.weight", 2, t->o.cls_labels, C, 0, 0);
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
@@ -162,6 +164,8 @@ static void walk_params(ptab_b *b) {
             snprintf(nm, sizeof nm, "base_model.model.%s.%d.%s.lora_B.weight", bp, l, lin_name(g->arch, i));
             PARAM(L->B, L->gB, nm, 2, L->out, L->r, 0, rr);
         }
+    if (t->o.cls_labels > 0 && t->o.method == CT_TM_LORA) /* PEFT SEQ_CLS: modules_to_save "score" */
+        PARAM(t->score, t->gscore, "base_model.model.score.weight", 2, t->o.cls_labels, C, 0, 0);
 }
 #undef PARAM
 
@@ -296,6 +300,12 @@ static void init_values(ct__tmodel *t) {
     t->nfb.w = m->out_norm_b;
     ct__rng rng;
     ct__rng_seed(&rng, t->o.seed);
+    if (t->score) /* N(0, 0.02): transformers' initializer_range for score */
+        for (size_t j = 0; j < (size_t)t->o.cls_labels * g->dim; j++) {
+            double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53;
+            double u2 = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53;
+            t->score[j] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
     if (t->prompt) /* N(0, 1), torch.nn.Embedding's init (PEFT's RANDOM); the trainer may overwrite it */
         for (size_t j = 0; j < (size_t)t->o.n_virtual * g->dim; j++) {
             double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53;
@@ -892,6 +902,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
         }
     if (o->method == CT_TM_FULL) numel = (size_t)ct_model_n_params(m);
     if (o->method == CT_TM_PROMPT) numel = (size_t)o->n_virtual * C;
+    if (o->cls_labels > 0 && o->method != CT_TM_FULL) numel += (size_t)o->cls_labels * C;
     e->save_bytes = numel * sizeof(float);
     e->file_bytes = 8 + 96 * (size_t)b.np + numel * sizeof(float); /* header: ~96 bytes of JSON a tensor */
     free(p);

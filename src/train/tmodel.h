@@ -65,6 +65,9 @@ typedef struct {
     int n_threads;            /* <= 0: all cores */
     ct__tm_base base;         /* LoRA: storage of the frozen linear layers (QLoRA: NF4) */
     int n_virtual;            /* PROMPT: virtual tokens K */
+    int cls_labels;           /* > 0: sequence classification with a trainable head `score` (cls_labels, C)
+                                 instead of the LM head; a row's target is its label (the last row of each
+                                 sequence), PEFT's SEQ_CLS modules_to_save tensor for LoRA */
     int bf16;                 /* matmul operands rounded to bf16, f32 accumulation (ct__sgemm_bf16);
                                  0: exact f32 (the reference tests) */
     uint64_t seed;            /* LoRA A initialisation */

@@ -68,6 +68,7 @@ struct ct__tmodel {
     float *wpe, *gwpe;         /* (P,C) GPT-2 */
     float *whead, *gwhead;     /* (V,C): == wte when tied; NULL when frozen */
     float *prompt, *gprompt;   /* (K,C) prompt tuning's virtual token embeddings, or NULL */
+    float *score, *gscore;     /* (cls_labels, C) classification head, or NULL */
     void *pk_head_fwd, *pk_head_bwd; /* bf16: the head packed (K=C,N=V / K=V,N=C): once (frozen, LoRA)
                                         or at each run (trainable, head_repack) */
     int head_repack;
