@@ -188,6 +188,7 @@ typedef struct {
     ct_cls_dataset *ds;
     char where[4200];      /* "file:line" of the row at hand */
     int first_unseen_line; char first_unseen[64];
+    int fatal;             /* the last row error is not skippable with skip_bad_rows (an unseen label) */
 } loader;
 
 static int is_blank(const char *s, size_t n) {
@@ -221,6 +222,7 @@ static ct_status add_row(loader *L, const char *text, size_t tn, const char *lab
             }
             char known[1024];
             join_names(L->lt.s, L->lt.n, known, sizeof known);
+            L->fatal = 1; /* not a malformed row: skip_unseen_labels decides */
             return ct__err(CT_ERR_FORMAT, "%s: label '%.*s' is not in the label set (%s)", w,
                            (int)(ln < 200 ? ln : 200), lab, known);
         }
@@ -243,7 +245,7 @@ static ct_status add_row(loader *L, const char *text, size_t tn, const char *lab
 
 /* A bad row: fatal, or skipped and remembered. */
 static ct_status bad_row(loader *L, ct_status st) {
-    if (st != CT_ERR_FORMAT || !L->o->skip_bad_rows) return st;
+    if (st != CT_ERR_FORMAT || !L->o->skip_bad_rows || L->fatal) return st;
     ct_cls_dataset *ds = L->ds;
     if (ds->n_bad++ < BAD_KEEP) {
         const char *msg = ct_errmsg();
@@ -601,7 +603,7 @@ static ct_status load(const char *path, const ct_tokenizer *tok, const ct_cls_op
     const ct_cls_opts *o = opts ? opts : &o0;
     if (o->max_len < 0) return ct__err(CT_ERR_ARG, "%s: max_len %d is negative", path, o->max_len);
     if (o->format < CT_CLS_AUTO || o->format > CT_CLS_CSV) return ct__err(CT_ERR_ARG, "%s: unknown format %d", path, (int)o->format);
-    loader L = {tok, o, path, o->label_key ? o->label_key : "label", labels != NULL, -1, {0}, ds_new(), "", 0, ""};
+    loader L = {tok, o, path, o->label_key ? o->label_key : "label", labels != NULL, -1, {0}, ds_new(), "", 0, "", 0};
     if (!L.ds) return ct__err(CT_ERR_NOMEM, "classify data: out of memory");
     ct_status st = CT_OK;
     for (int i = 0; labels && i < n_labels && !st; i++) {

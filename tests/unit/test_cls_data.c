@@ -307,6 +307,8 @@ static void test_errors(const ct_tokenizer *t) {
     p = file("dev.tsv", "label\ttext\npos\tgood\nneutral\tso-so\nneg\tbad\n");
     snprintf(want, sizeof want, "%s:3: label 'neutral' is not in the label set (neg, pos)", p);
     load_fails(p, t, NULL, labels, 2, CT_ERR_FORMAT, want);
+    ct_cls_opts osb = {.skip_bad_rows = 1}; /* an unseen label is not a malformed row */
+    load_fails(p, t, &osb, labels, 2, CT_ERR_FORMAT, want);
     ct_cls_opts ou = {.skip_unseen_labels = 1};
     ct_cls_dataset *ds = NULL;
     CHECK_OK(ct_cls_dataset_load_labels(p, t, &ou, labels, 2, &ds));
