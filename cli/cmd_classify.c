@@ -25,8 +25,11 @@ static const char *CLS_USAGE =
 
 static const char *HEAD_USAGE =
     "usage: ctune train MODEL --method head --data FILE -o DIR [options]\n"
-    "  a linear head (score.weight, K x hidden) over the frozen base's final hidden state at the\n"
-    "  last token; the features are computed once, then the head trains in seconds\n"
+    "       ctune train MODEL --task classify --method lora|qlora --data FILE -o DIR [options]\n"
+    "  head: a linear head (score.weight, K x hidden) over the frozen base's final hidden state at\n"
+    "  the last token; the features are computed once, then the head trains in seconds\n"
+    "  lora|qlora: LoRA on the base and the head trained together (PEFT SEQ_CLS adapter, score in\n"
+    "  modules_to_save); --r (8) --alpha (16) --targets (q,v); lr default 1e-3, epochs 3\n"
     "  --val FILE | --val-split F (0.1, stratified)   --epochs N (30)  --batch N (32)  --lr X (1e-2)\n"
     "  --weight-decay X (0.01)  --patience N (5 epochs without a better val accuracy)  --seed S\n"
     "  --text-column C --label-column L  --max-len N (256)  --skip-bad-rows\n"
@@ -44,12 +47,23 @@ int cmd_train_head(int argc, char **argv) {
     const char *path = NULL, *tokpath = NULL;
     ct_head_train_opts o;
     ct_head_train_opts_default(&o);
+    int lr_set = 0, ep_set = 0, b_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         long v;
         double d;
-        if (!strcmp(a, "--method") && more) { i++; continue; } /* "head", checked by cmd_train */
+        if (!strcmp(a, "--method") && more) {
+            const char *mm = argv[++i];
+            if (!strcmp(mm, "head")) o.head_only = 1;
+            else if (!strcmp(mm, "lora")) { o.head_only = 0; o.method = CT_METHOD_LORA; }
+            else if (!strcmp(mm, "qlora")) { o.head_only = 0; o.method = CT_METHOD_QLORA; }
+            else { fprintf(stderr, "ctune train --task classify: --method %s: use head, lora or qlora\n", mm); return 2; }
+        }
+        else if (!strcmp(a, "--task") && more) i++; /* classify (checked by cmd_train) */
+        else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
+        else if (!strcmp(a, "--r") && more) { if (!cli_parse_int(a, argv[++i], 1, 4096, &v)) return 2; o.lora_r = (int)v; }
+        else if (!strcmp(a, "--alpha") && more) { if (!cli_parse_float(a, argv[++i], 0, 1e6, &d)) return 2; o.lora_alpha = (float)d; }
         else if (!strcmp(a, "--data") && more) o.data_path = argv[++i];
         else if (!strcmp(a, "--val") && more) o.val_path = argv[++i];
         else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && more) o.out_dir = argv[++i];
@@ -59,10 +73,10 @@ int cmd_train_head(int argc, char **argv) {
         else if (!strcmp(a, "--base-dtype") && more) { if (!parse_base("train", argv[++i], &o.base_dtype)) return 2; }
         else if (!strcmp(a, "--precision") && more) o.bf16 = !strcmp(argv[++i], "bf16");
         else if (!strcmp(a, "--val-split") && more) { if (!cli_parse_float(a, argv[++i], 0, 0.9, &d)) return 2; o.val_split = d; }
-        else if (!strcmp(a, "--lr") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.lr = (float)d; }
+        else if (!strcmp(a, "--lr") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.lr = (float)d; lr_set = 1; }
         else if (!strcmp(a, "--weight-decay") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.weight_decay = (float)d; }
-        else if (!strcmp(a, "--epochs") && more) { if (!cli_parse_int(a, argv[++i], 1, 100000, &v)) return 2; o.epochs = (int)v; }
-        else if (!strcmp(a, "--batch") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 20, &v)) return 2; o.batch = (int)v; }
+        else if (!strcmp(a, "--epochs") && more) { if (!cli_parse_int(a, argv[++i], 1, 100000, &v)) return 2; o.epochs = (int)v; ep_set = 1; }
+        else if (!strcmp(a, "--batch") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 20, &v)) return 2; o.batch = (int)v; b_set = 1; }
         else if (!strcmp(a, "--patience") && more) { if (!cli_parse_int(a, argv[++i], 0, 100000, &v)) return 2; o.patience = (int)v; }
         else if (!strcmp(a, "--max-len") && more) { if (!cli_parse_int(a, argv[++i], 2, 1 << 20, &v)) return 2; o.data.max_len = (int)v; }
         else if (!strcmp(a, "--seed") && more) { if (!cli_parse_int(a, argv[++i], 0, 0x7fffffffL, &v)) return 2; o.seed = (uint64_t)v; }
@@ -75,6 +89,9 @@ int cmd_train_head(int argc, char **argv) {
         else { fprintf(stderr, "ctune train: unexpected argument '%s'\n", a); return 2; }
     }
     if (!path || !o.data_path || !o.out_dir) { fputs(HEAD_USAGE, stderr); return 2; }
+    if (!o.head_only && !lr_set) o.lr = 1e-3f;
+    if (!o.head_only && !ep_set) o.epochs = 3;
+    if (!o.head_only && !b_set) o.batch = 8;
     ct_model *m = NULL;
     ct_status s = cli_load_model(path, tokpath, 0, &m);
     if (s) return cli_fail(path, s);
@@ -82,8 +99,12 @@ int cmd_train_head(int argc, char **argv) {
     s = ct_head_train(m, &o, &r);
     ct_model_free(m);
     if (s) return cli_fail("train", s);
-    fprintf(stderr, "done: head of %d labels (%lld parameters), features %.1f s, head %.2f s (%d epochs, best %d)",
-            r.n_labels, (long long)r.trainable, r.feature_seconds, r.train_seconds, r.epochs_run, r.best_epoch);
+    if (o.head_only)
+        fprintf(stderr, "done: head of %d labels (%lld parameters), features %.1f s, head %.2f s (%d epochs, best %d)",
+                r.n_labels, (long long)r.trainable, r.feature_seconds, r.train_seconds, r.epochs_run, r.best_epoch);
+    else
+        fprintf(stderr, "done: LoRA + head of %d labels (%lld trainable parameters), %.1f s (%d epochs, best %d)",
+                r.n_labels, (long long)r.trainable, r.train_seconds, r.epochs_run, r.best_epoch);
     if (r.n_val)
         fprintf(stderr, ", val accuracy %.4f, macro-F1 %.4f (%zu examples)", r.val_accuracy, r.val_macro_f1, r.n_val);
     if (r.n_truncated) fprintf(stderr, ", %zu texts truncated to %d tokens", r.n_truncated, o.data.max_len);

@@ -265,7 +265,9 @@ static int train_or_plan(int argc, char **argv, int plan) {
 
 int cmd_train(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--method") && !strcmp(argv[i + 1], "head")) return cmd_train_head(argc, argv);
+        if ((!strcmp(argv[i], "--method") && !strcmp(argv[i + 1], "head")) ||
+            (!strcmp(argv[i], "--task") && (!strcmp(argv[i + 1], "classify") || !strcmp(argv[i + 1], "cls"))))
+            return cmd_train_head(argc, argv);
     return train_or_plan(argc, argv, 0);
 }
 int cmd_plan(int argc, char **argv) { return train_or_plan(argc, argv, 1); }

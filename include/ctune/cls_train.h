@@ -20,6 +20,13 @@ extern "C" {
 #endif
 
 typedef struct {
+    ct_method method;       /* CT_METHOD_FULL is not supported here; LORA / QLORA: LoRA on the base and the
+                               head trained together (PEFT SEQ_CLS, score in modules_to_save); anything
+                               else: the head alone on the frozen base (features computed once) */
+    int head_only;          /* 1 (default): the head alone, whatever method says */
+    int lora_r;             /* LoRA: default 8 */
+    float lora_alpha;       /* default 16 */
+    const char *targets;    /* default "q,v" */
     const char *data_path;  /* training file (ct_cls_dataset_load) */
     const char *val_path;   /* validation file (NULL: val_split of the training file) */
     double val_split;       /* stratified fraction held out (default 0.1) */
@@ -33,7 +40,7 @@ typedef struct {
     ct_base_dtype base_dtype; /* frozen base as read (DEFAULT) or converted (NF4/Q8/BF16) */
     int bf16;               /* bf16 products for the feature pass */
     int n_threads;
-    const char *out_dir;    /* head.safetensors + head_config.json */
+    const char *out_dir;    /* head.safetensors (or the LoRA adapter) + head_config.json */
     int quiet;
 } ct_head_train_opts;
 

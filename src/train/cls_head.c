@@ -201,7 +201,7 @@ ct_status ct__head_save(const char *dir, const float *W, int K, int C, const cha
         return ct__err(CT_ERR_NOMEM, "out of memory");
     }
     ct__st_out t = {.name = "score.weight", .dtype = CT_DT_F32, .ndim = 2, .shape = {K, C}, .src = W};
-    s = ct__st_write(st, &t, 1, "{\"format\":\"pt\"}");
+    s = W ? ct__st_write(st, &t, 1, "{\"format\":\"pt\"}") : CT_OK; /* W NULL: a LoRA adapter holds it */
     if (!s) {
         ct_jw w;
         ct__jw_init(&w, 1);
@@ -216,7 +216,7 @@ ct_status ct__head_save(const char *dir, const float *W, int K, int C, const cha
         for (int k = 0; k < K; k++) ct__jw_str(&w, labels[k]);
         ct__jw_arr_end(&w);
         ct__jw_key(&w, "method");
-        ct__jw_str(&w, "head");
+        ct__jw_str(&w, W ? "head" : "lora");
         ct__jw_key(&w, "num_labels");
         ct__jw_int(&w, K);
         ct__jw_key(&w, "pooling");
@@ -285,6 +285,11 @@ ct_status ct__head_load(const char *dir, int C, float **Wout, int *Kout, char **
     int K = 0;
     ct_status s = ct__head_read_labels(dir, &labels, &K);
     if (s) return s;
+    if (C <= 0) { /* labels only */
+        *labels_out = labels;
+        *Kout = K;
+        return CT_OK;
+    }
     char *st = ct__path_join(dir, "head.safetensors");
     ct_tstore ts;
     ct__tstore_init(&ts);

@@ -53,7 +53,9 @@ void ct__head_predict(const float *F, size_t n, int C, int K, const float *W, in
                       ct_pool *pool);
 
 /* dir/head.safetensors ("score.weight" (K, C), F32) and dir/head_config.json
- * (labels, pooling, base model, hidden size); atomic per file. */
+ * (labels, pooling, base model, hidden size, method "head"); atomic per
+ * file. W NULL: the config only, method "lora" (a LoRA SEQ_CLS adapter in
+ * dir holds the head). */
 ct_status ct__head_save(const char *dir, const float *W, int K, int C, const char *const *labels,
                         const char *base_model);
 /* Read them back: *W (K, C) and *labels (K strings) malloc'd (free with

@@ -20,11 +20,17 @@
 #include "core/internal.h"
 #include "ctune/cls_train.h"
 #include "train/cls_head.h"
+#include "train/lora_io.h"
+#include "train/optim.h"
 #include "train/plan.h"
 #include "train/tmodel_internal.h"
 
 void ct_head_train_opts_default(ct_head_train_opts *o) {
     memset(o, 0, sizeof *o);
+    o->head_only = 1;
+    o->lora_r = 8;
+    o->lora_alpha = 16;
+    o->targets = "q,v";
     o->val_split = 0.1;
     o->data.max_len = 256;
     o->epochs = 30;
@@ -76,6 +82,146 @@ static int longest(const ct_cls_dataset *d) {
     return st.max_tokens;
 }
 
+/* One pass of LoRA + head over examples idx[0..n) of d in micro-batches of
+ * B examples: backward (train) or not; the loss sum; pred (n) when not NULL. */
+static ct_status lora_pass(ct__tmodel *t, const ct_cls_dataset *d, const size_t *idx, size_t n, int B, int train,
+                           const ct__adamw_opts *ao, float *mom, float *vel, long *step, double *loss, int *pred) {
+    const int R = t->o.max_rows, K = t->o.cls_labels;
+    int32_t *ids = ct__malloc(sizeof(int32_t) * (size_t)R), *tg = ct__malloc(sizeof(int32_t) * (size_t)R);
+    int32_t *seq = ct__malloc(sizeof(int32_t) * ((size_t)B + 2));
+    float *lg = ct__malloc(sizeof(float) * (size_t)B * K);
+    ct_status s = (!ids || !tg || !seq || !lg) ? ct__err(CT_ERR_NOMEM, "out of memory") : CT_OK;
+    *loss = 0;
+    for (size_t i = 0; i < n && !s;) {
+        int N = 0, ns = 0;
+        size_t first = i;
+        seq[0] = 0;
+        while (i < n && ns < B) {
+            ct_cls_example e = ct_cls_dataset_get(d, idx ? idx[i] : i);
+            if (N + e.n > R) break;
+            memcpy(ids + N, e.ids, sizeof(int32_t) * (size_t)e.n);
+            for (int j = 0; j < e.n; j++) tg[N + j] = -1;
+            tg[N + e.n - 1] = e.label; /* the last token's state decides */
+            N += e.n;
+            seq[++ns] = N;
+            i++;
+        }
+        ct__tm_batch b = {.ids = ids, .targets = tg, .seq = seq, .N = N, .n_seq = ns};
+        double ls;
+        if (train) ct__tm_zero_grad(t);
+        if ((s = ct__tm_run(t, &b, 1.0f / (float)ns, train, lg, &ls))) break;
+        *loss += ls;
+        if (pred)
+            for (int q = 0; q < ns; q++) {
+                int best = 0;
+                for (int k = 1; k < K; k++)
+                    if (lg[q * K + k] > lg[q * K + best]) best = k;
+                pred[first + (size_t)q] = best;
+            }
+        if (train) {
+            size_t np;
+            int ntab;
+            float *p = ct__tm_params(t, &np);
+            const ct__tparam *tab = ct__tm_ptable(t, &ntab);
+            ct__adamw_update(p, ct__tm_grads(t), mom, vel, tab, ntab, ao, ao->lr, ++*step, 1.0f);
+        }
+    }
+    free(ids); free(tg); free(seq); free(lg);
+    return s;
+}
+
+/* LoRA on the base + the head, trained together with the classification loss. */
+static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const ct_cls_dataset *tr,
+                                 const ct_cls_dataset *va, int max_seq, ct_head_result *res) {
+    const int K = ct_cls_dataset_num_labels(tr), B = o->batch > 0 ? o->batch : 8;
+    ct_train_opts lo;
+    ct_train_opts_default(&lo, o->method);
+    lo.lora_r = o->lora_r;
+    lo.lora_alpha = o->lora_alpha;
+    lo.lora_dropout = 0.0f;
+    lo.targets = o->targets;
+    lo.base_dtype = o->base_dtype;
+    lo.batch = B;
+    lo.n_threads = o->n_threads;
+    lo.bf16 = o->bf16;
+    lo.seed = o->seed;
+    lo.checkpointing = o->method == CT_METHOD_QLORA;
+    ct__tm_opts to;
+    ct_status s = ct__train_tm_opts(&lo, &m->cfg, max_seq, &to);
+    if (s) return s;
+    to.cls_labels = K;
+    ct__tmodel *t = NULL;
+    if ((s = ct__tm_create(m, &to, &t))) return s;
+    size_t np, ntr = ct_cls_dataset_size(tr), nva = va ? ct_cls_dataset_size(va) : 0;
+    float *p = ct__tm_params(t, &np);
+    float *mom = ct__calloc(np ? np : 1, sizeof(float)), *vel = ct__calloc(np ? np : 1, sizeof(float));
+    float *best = ct__malloc(sizeof(float) * (np ? np : 1));
+    size_t *perm = ct__malloc(sizeof(size_t) * (ntr ? ntr : 1));
+    int *pred = ct__malloc(sizeof(int) * (nva ? nva : 1)), *gold = ct__malloc(sizeof(int) * (nva ? nva : 1));
+    if (!mom || !vel || !best || !perm || !pred || !gold) s = ct__err(CT_ERR_NOMEM, "out of memory");
+    int ntab;
+    ct__tm_ptable(t, &ntab);
+    int64_t trainable = 0;
+    const ct__tparam *tab = ct__tm_ptable(t, &ntab);
+    for (int i = 0; i < ntab; i++) trainable += (int64_t)tab[i].n;
+    res->trainable = trainable;
+    const int E = o->epochs > 0 ? o->epochs : 3;
+    ct__adamw_opts ao = {.lr = o->lr > 0 ? o->lr : 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                         .weight_decay = o->weight_decay, .sched = CT_SCHED_CONSTANT, .total = 1 << 30, .clip = 0};
+    for (size_t i = 0; i < nva && !s; i++) gold[i] = ct_cls_dataset_get(va, i).label;
+    for (size_t i = 0; i < ntr; i++) perm[i] = i;
+    long step = 0;
+    double best_acc = -1, best_loss = INFINITY;
+    int bad = 0;
+    if (!s) memcpy(best, p, sizeof(float) * np);
+    const double t0 = ct__now();
+    for (int e = 1; e <= E && !s; e++) {
+        ct_data_permutation(ntr, o->seed * 1000003ULL + (uint64_t)e, perm);
+        double tl;
+        if ((s = lora_pass(t, tr, perm, ntr, B, 1, &ao, mom, vel, &step, &tl, NULL))) break;
+        res->train_loss = tl / (double)ntr;
+        res->epochs_run = e;
+        if (!va) { memcpy(best, p, sizeof(float) * np); res->best_epoch = e; continue; }
+        double vl;
+        if ((s = lora_pass(t, va, NULL, nva, B, 0, &ao, mom, vel, &step, &vl, pred))) break;
+        size_t ok = 0;
+        for (size_t i = 0; i < nva; i++) ok += pred[i] == gold[i];
+        const double acc = (double)ok / (double)nva;
+        vl /= (double)nva;
+        if (!o->quiet)
+            fprintf(stderr, "lora+head epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n", e, E,
+                    res->train_loss, vl, acc);
+        if (acc > best_acc || (acc == best_acc && vl < best_loss)) {
+            best_acc = acc;
+            best_loss = vl;
+            memcpy(best, p, sizeof(float) * np);
+            res->best_epoch = e;
+            res->val_loss = vl;
+            res->val_accuracy = acc;
+            bad = 0;
+        } else if (o->patience > 0 && ++bad >= o->patience) {
+            break;
+        }
+    }
+    res->train_seconds = ct__now() - t0;
+    if (!s) {
+        memcpy(p, best, sizeof(float) * np);
+        if (va) { /* macro-F1 of the kept parameters */
+            double vl;
+            ct_cls_metrics mt;
+            memset(&mt, 0, sizeof mt);
+            s = lora_pass(t, va, NULL, nva, B, 0, &ao, mom, vel, &step, &vl, pred);
+            if (!s && !(s = ct_cls_metrics_compute(gold, pred, nva, K, &mt))) res->val_macro_f1 = mt.macro_f1;
+            ct_cls_metrics_deinit(&mt);
+        }
+    }
+    if (!s) s = ct__lora_save(t, o->out_dir, m->path);
+    if (!s) s = ct__head_save(o->out_dir, NULL, K, m->cfg.dim, ct_cls_dataset_labels(tr), m->path);
+    free(mom); free(vel); free(best); free(perm); free(pred); free(gold);
+    ct__tm_free(t);
+    return s;
+}
+
 ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result *res) {
     ct_head_result dummy;
     if (!res) res = &dummy;
@@ -116,6 +262,22 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
             fprintf(stderr, "val:   %s\n", sum);
         }
     }
+    res->n_train = ct_cls_dataset_size(tr);
+    res->n_val = va ? ct_cls_dataset_size(va) : 0;
+    res->n_labels = K;
+    {
+        ct_cls_stats st0;
+        ct_cls_dataset_stats(tr, &st0);
+        res->n_truncated = st0.n_truncated;
+        if (va) {
+            ct_cls_dataset_stats(va, &st0);
+            res->n_truncated += st0.n_truncated;
+        }
+    }
+    if (!o->head_only && (o->method == CT_METHOD_LORA || o->method == CT_METHOD_QLORA)) {
+        s = train_lora_head(m, o, tr, va, ms, res);
+        goto done;
+    }
     if ((s = frozen_model(m, ms, o->base_dtype, o->bf16, o->n_threads, &t))) goto done;
     double t0 = ct__now();
     if ((s = dataset_features(t, tr, &F, &y))) goto done;
@@ -125,13 +287,6 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
     res->n_val = va ? ct_cls_dataset_size(va) : 0;
     res->n_labels = K;
     res->trainable = (int64_t)K * C;
-    ct_cls_stats st;
-    ct_cls_dataset_stats(tr, &st);
-    res->n_truncated = st.n_truncated;
-    if (va) {
-        ct_cls_dataset_stats(va, &st);
-        res->n_truncated += st.n_truncated;
-    }
     if (!o->quiet)
         fprintf(stderr, "features: %zu texts through the frozen base in %.1f s; head: %d x %d = %lld parameters\n",
                 res->n_train + res->n_val, res->feature_seconds, K, C, (long long)res->trainable);
@@ -350,13 +505,26 @@ ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_op
     float *W = NULL, *feat = NULL;
     char **lab = NULL;
     int K = 0;
-    ct_status s = ct__head_load(o->head_dir, m->cfg.dim, &W, &K, &lab);
+    char *ac = ct__path_join(o->head_dir, "adapter_config.json");
+    const int lora = ac && ct__file_exists(ac);
+    free(ac);
+    ct_status s = lora ? ct__head_read_labels(o->head_dir, &lab, &K) : ct__head_load(o->head_dir, m->cfg.dim, &W, &K, &lab);
     if (s) return s;
     ct__tmodel *t = NULL;
     int ms = longest(d);
-    if ((s = frozen_model(m, ms > 0 ? ms : 1, o->base_dtype, o->bf16, o->n_threads, &t))) goto done;
+    if (lora) { /* LoRA + head (SEQ_CLS): the adapter, its base and its score */
+        ct__tm_opts to = {.max_seq = ms > 0 ? ms : 1, .n_threads = o->n_threads, .bf16 = o->bf16};
+        if ((s = ct__lora_opts_from_dir(o->head_dir, m->cfg.arch, &to))) goto done;
+        to.cls_labels = K;
+        to.lora_dropout = 0;
+        to.max_rows = to.max_seq * 16 < 2048 ? 2048 : to.max_seq * 16;
+        if (to.max_rows > 8192) to.max_rows = to.max_seq > 8192 ? to.max_seq : 8192;
+        if ((s = ct__tm_create(m, &to, &t)) || (s = ct__lora_load(t, o->head_dir))) goto done;
+    } else if ((s = frozen_model(m, ms > 0 ? ms : 1, o->base_dtype, o->bf16, o->n_threads, &t))) {
+        goto done;
+    }
     if ((s = dataset_features(t, d, &feat, NULL))) goto done;
-    ct__head_predict(feat, n, m->cfg.dim, K, W, pred, scores, t->pool);
+    ct__head_predict(feat, n, m->cfg.dim, K, lora ? t->score : W, pred, scores, t->pool);
 done:
     free(W); free(feat);
     ct__tm_free(t);

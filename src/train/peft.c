@@ -301,8 +301,17 @@ static ct_status parse_config(const char *path, const ct_json *j, ct__peft_confi
     if (strcmp(c->bias, "none") != 0 && strcmp(c->bias, "all") != 0)
         return ct__err(CT_ERR_FORMAT, "%s: bias '%s' is not none, all or lora_only", path, c->bias);
 
+    /* SEQ_CLS: PEFT saves the classifier head as a module to save; "score" (and PEFT's
+       default "classifier", absent in Llama/GPT-2) is ctune's head */
+    const ct_json *mts = ct__json_get(j, "modules_to_save");
+    int mts_ok = !is_unset(mts) && mts->type == CT_JSON_ARR && !strcmp(c->task_type, "SEQ_CLS");
+    for (size_t i = 0; mts_ok && i < mts->u.arr.n; i++) {
+        const ct_json *e = &mts->u.arr.items[i];
+        mts_ok = e->type == CT_JSON_STR && (!strcmp(e->u.str.s, "score") || !strcmp(e->u.str.s, "classifier"));
+    }
+    c->modules_to_save_score = mts_ok;
     for (size_t i = 0; i < sizeof k_unsupported / sizeof k_unsupported[0]; i++)
-        if (!is_unset(ct__json_get(j, k_unsupported[i].key)))
+        if (!(mts_ok && !strcmp(k_unsupported[i].key, "modules_to_save")) && !is_unset(ct__json_get(j, k_unsupported[i].key)))
             return ct__err(CT_ERR_UNSUPPORTED, "%s: %s is set (%s): ctune does not support it", path,
                            k_unsupported[i].key, k_unsupported[i].what);
     /* init_lora_weights only says how PEFT initializes a new adapter; loftq_config etc. likewise. */

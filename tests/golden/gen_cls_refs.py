@@ -18,11 +18,17 @@ set to N(0, 0.3) (seeded):
 Files: OUTDIR/<name>.cls.safetensors {ids (concatenated, int64), lens (4), labels (4),
 score (3, 32), features (4, 32), logits (4, 3), loss (1), grad (3, 32)}.
 Self-check: the returned logits equal score(feature) to 1e-6.
+LoRA + head (PEFT SEQ_CLS, r 4, alpha 8, q_proj/v_proj or c_attn, lora_B N(0, 0.1)):
+OUTDIR/<name>.seqcls/ (save_pretrained: lora tensors + base_model.model.score.weight)
+and OUTDIR/<name>.seqcls.safetensors {loss (1), and every trainable gradient under its
+file name}. --check OUTDIR CTUNE_OUT: PEFT loads CTUNE_OUT/<name>.seqcls and its logits
+for the 4 texts equal CTUNE_OUT/<name>.seqcls.logits.f32 (4, 3).
 """
 import os
 import sys
 
 import torch
+import peft
 import transformers
 from safetensors.torch import save_file
 
@@ -78,7 +84,60 @@ def main():
                    "loss": loss.detach().reshape(1), "grad": m.score.weight.grad.contiguous()},
                   os.path.join(out, name + ".cls.safetensors"))
         print(f"{name}: loss {loss.item():.6f}")
+        # LoRA + head through PEFT
+        m2 = transformers.AutoModelForSequenceClassification.from_pretrained(os.path.join(out, name), num_labels=3,
+                                                                             attn_implementation="eager")
+        m2.eval()
+        with torch.no_grad():
+            m2.score.weight.copy_(m.score.weight.detach())
+        tg = ["q_proj", "v_proj"] if name == "llama" else ["c_attn"]
+        pm = peft.get_peft_model(m2, peft.LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, lora_dropout=0.0,
+                                                     target_modules=tg, fan_in_fan_out=name == "gpt2"))
+        with torch.no_grad():
+            for n_, p_ in pm.named_parameters():
+                if "lora_B" in n_:
+                    p_.copy_(0.1 * torch.randn(p_.shape, generator=g))
+        pm.save_pretrained(os.path.join(out, name + ".seqcls"))
+        lg2 = torch.stack([pm(input_ids=x[None]).logits[0] for x in ids])
+        loss2 = torch.nn.functional.cross_entropy(lg2, labels)
+        loss2.backward()
+        grads = {"loss": loss2.detach().reshape(1)}
+        for n_, p_ in pm.named_parameters():
+            if p_.requires_grad and p_.grad is not None:
+                key = n_.replace(".modules_to_save.default.weight", ".weight").replace(".default.weight", ".weight")
+                if "original_module" in key:
+                    continue
+                grads[key] = p_.grad.contiguous()
+        save_file(grads, os.path.join(out, name + ".seqcls.safetensors"))
+        print(f"{name}: LoRA + head loss {loss2.item():.6f}, {len(grads) - 1} gradients")
+
+
+def check(out, cto):
+    import numpy as np
+    bad = 0
+    for name in configs():
+        base = transformers.AutoModelForSequenceClassification.from_pretrained(
+            os.path.join(out, name), num_labels=3, attn_implementation="eager")
+        pm = peft.PeftModel.from_pretrained(base, os.path.join(cto, name + ".seqcls"))
+        pm.eval()
+        from safetensors.torch import load_file
+        r = load_file(os.path.join(out, name + ".cls.safetensors"))
+        ids, lens = r["ids"], r["lens"].tolist()
+        xs, o = [], 0
+        for n in lens:
+            xs.append(ids[o:o + n])
+            o += n
+        with torch.no_grad():
+            lg = torch.stack([pm(input_ids=x[None]).logits[0] for x in xs]).numpy()
+        want = np.fromfile(os.path.join(cto, name + ".seqcls.logits.f32"), dtype=np.float32).reshape(lg.shape)
+        err = float(np.abs(lg - want).max() / np.abs(want).max())
+        print(f"{name}: PEFT on ctune's LoRA + head adapter vs ctune's logits: rel {err:.2e}")
+        bad += not err <= 1e-5
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--check":
+        check(sys.argv[2], sys.argv[3])
+    else:
+        main()

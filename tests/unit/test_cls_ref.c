@@ -16,6 +16,7 @@
 #include "check.h"
 #include "formats/loaders.h"
 #include "train/cls_head.h"
+#include "train/lora_io.h"
 
 #define TOL_FEAT 1e-5
 #define TOL_LOSS 1e-6
@@ -106,6 +107,76 @@ static void run(const char *dir, const char *name) {
         }
         free(feat); free(lg); free(gW); free(lg2);
         ct__tm_free(t);
+    }
+    /* LoRA + head (PEFT SEQ_CLS): PEFT's adapter with its score loads; loss and every
+       trainable gradient equal PEFT's; ctune's saved adapter goes to the --check */
+    {
+        char ad[1024], gp[1024];
+        snprintf(ad, sizeof ad, "%s/%s.seqcls", dir, name);
+        snprintf(gp, sizeof gp, "%s/%s.seqcls.safetensors", dir, name);
+        ct__tm_opts lo = {.max_rows = off, .max_seq = longest, .n_threads = 2};
+        ct_tstore tg2;
+        ct__tstore_init(&tg2);
+        CHECK_OK(ct__lora_opts_from_dir(ad, ct_model_config(m)->arch, &lo));
+        CHECK_OK(ct__safetensors_load(gp, &tg2));
+        lo.cls_labels = K;
+        lo.lora_dropout = 0;
+        ct__tmodel *tl = NULL;
+        CHECK_OK(ct__tm_create(m, &lo, &tl));
+        if (tl) {
+            CHECK_OK(ct__lora_load(tl, ad));
+            int32_t tgt[64], seq[9];
+            int o2 = 0;
+            seq[0] = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < (int)lens[i]; j++) tgt[o2 + j] = -1;
+                o2 += (int)lens[i];
+                tgt[o2 - 1] = y[i];
+                seq[i + 1] = o2;
+            }
+            ct__tm_batch b = {.ids = ids, .targets = tgt, .seq = seq, .N = o2, .n_seq = n};
+            double sum;
+            float lgl[8 * 8];
+            ct__tm_zero_grad(tl);
+            CHECK_OK(ct__tm_run(tl, &b, 1.0f / (float)n, 1, lgl, &sum));
+            const ct_tref *tw2 = ct__tstore_find(&tg2, "loss");
+            const double want = tw2 ? ((const float *)tw2->data)[0] : NAN, got = sum / n;
+            int ntab;
+            const ct__tparam *tab = ct__tm_ptable(tl, &ntab);
+            double worst = 0;
+            int found = 0;
+            for (int k = 0; k < ntab; k++) {
+                const ct_tref *r = ct__tstore_find(&tg2, tab[k].name);
+                if (!r) { fprintf(stderr, "%s: no reference gradient for %s\n", name, tab[k].name); continue; }
+                found++;
+                float *fl = malloc(sizeof(float) * tab[k].n);
+                ct__tm_param_to_file(tl, &tab[k], ct__tm_grads(tl) + tab[k].off, fl);
+                double e = max_rel(fl, r->data, tab[k].n);
+                if (e > worst) worst = e;
+                free(fl);
+            }
+            printf("%s LoRA + head vs PEFT SEQ_CLS: loss %.7f vs %.7f, %d gradients, worst rel %.2e\n", name, got, want,
+                   found, worst);
+            CHECK(fabs(got - want) <= TOL_LOSS * fabs(want));
+            CHECK(found == ntab && found > 2);
+            CHECK(worst <= TOL_GRAD);
+            const char *dirout = getenv("CTUNE_CLS_OUT_DIR");
+            if (dirout) { /* change the trained tensors, save, and record the logits */
+                size_t np;
+                float *pp = ct__tm_params(tl, &np);
+                for (size_t i = 0; i < np; i++) pp[i] += 0.01f * (float)((int)(i % 5) - 2);
+                char od[1024];
+                snprintf(od, sizeof od, "%s/%s.seqcls", dirout, name);
+                CHECK_OK(ct__lora_save(tl, od, name));
+                CHECK_OK(ct__tm_run(tl, &b, 1.0f, 0, lgl, &sum));
+                snprintf(od, sizeof od, "%s/%s.seqcls.logits.f32", dirout, name);
+                FILE *f = fopen(od, "wb");
+                CHECK(f && fwrite(lgl, sizeof(float), (size_t)n * K, f) == (size_t)n * K);
+                if (f) fclose(f);
+            }
+            ct__tm_free(tl);
+        }
+        ct__tstore_free(&tg2);
     }
     free(ids);
 done:

@@ -78,7 +78,7 @@ static void run(const char *dir, const char *out, const char *name) {
     if (out) { /* the other direction: a changed adapter, saved, for PEFT to load */
         size_t np;
         float *p = ct__tm_params(t, &np);
-        for (size_t i = 0; i < np; i++) p[i] += 0.05f * (float)((i % 7) - 3);
+        for (size_t i = 0; i < np; i++) p[i] += 0.05f * (float)((int)(i % 7) - 3);
         char od[1024];
         snprintf(od, sizeof od, "%s/%s.prompt", out, name);
         CHECK_OK(ct__prompt_save(t, od, name, "RANDOM", NULL, NULL));
