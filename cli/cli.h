@@ -14,6 +14,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 /* `ctune train --method head` (cmd_classify.c) */
 int cmd_train_head(int argc, char **argv);
 

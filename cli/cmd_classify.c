@@ -30,6 +30,8 @@ static const char *HEAD_USAGE =
     "  the last token; the features are computed once, then the head trains in seconds\n"
     "  lora|qlora: LoRA on the base and the head trained together (PEFT SEQ_CLS adapter, score in\n"
     "  modules_to_save); --r (8) --alpha (16) --targets (q,v); lr default 1e-3, epochs 3\n"
+    "  prompt: prompt tuning scored by label words, --words LABEL=WORD,... [--prefix T --suffix T]\n"
+    "  --num-virtual-tokens K (8); lr default 3e-2 (PEFT PROMPT_TUNING adapter + the words)\n"
     "  --val FILE | --val-split F (0.1, stratified)   --epochs N (30)  --batch N (32)  --lr X (1e-2)\n"
     "  --weight-decay X (0.01)  --patience N (5 epochs without a better val accuracy)  --seed S\n"
     "  --text-column C --label-column L  --max-len N (256)  --skip-bad-rows\n"
@@ -48,6 +50,7 @@ int cmd_train_head(int argc, char **argv) {
     ct_head_train_opts o;
     ct_head_train_opts_default(&o);
     int lr_set = 0, ep_set = 0, b_set = 0;
+    const char *words = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -58,10 +61,15 @@ int cmd_train_head(int argc, char **argv) {
             if (!strcmp(mm, "head")) o.head_only = 1;
             else if (!strcmp(mm, "lora")) { o.head_only = 0; o.method = CT_METHOD_LORA; }
             else if (!strcmp(mm, "qlora")) { o.head_only = 0; o.method = CT_METHOD_QLORA; }
+            else if (!strcmp(mm, "prompt")) { o.head_only = 0; o.method = CT_METHOD_PROMPT; }
             else { fprintf(stderr, "ctune train --task classify: --method %s: use head, lora or qlora\n", mm); return 2; }
         }
         else if (!strcmp(a, "--task") && more) i++; /* classify (checked by cmd_train) */
         else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
+        else if (!strcmp(a, "--words") && more) words = argv[++i];
+        else if (!strcmp(a, "--prefix") && more) o.prefix = argv[++i];
+        else if (!strcmp(a, "--suffix") && more) o.suffix = argv[++i];
+        else if (!strcmp(a, "--num-virtual-tokens") && more) { if (!cli_parse_int(a, argv[++i], 1, 4096, &v)) return 2; o.num_virtual_tokens = (int)v; }
         else if (!strcmp(a, "--r") && more) { if (!cli_parse_int(a, argv[++i], 1, 4096, &v)) return 2; o.lora_r = (int)v; }
         else if (!strcmp(a, "--alpha") && more) { if (!cli_parse_float(a, argv[++i], 0, 1e6, &d)) return 2; o.lora_alpha = (float)d; }
         else if (!strcmp(a, "--data") && more) o.data_path = argv[++i];
@@ -89,22 +97,42 @@ int cmd_train_head(int argc, char **argv) {
         else { fprintf(stderr, "ctune train: unexpected argument '%s'\n", a); return 2; }
     }
     if (!path || !o.data_path || !o.out_dir) { fputs(HEAD_USAGE, stderr); return 2; }
-    if (!o.head_only && !lr_set) o.lr = 1e-3f;
+    char *wbuf = NULL;
+    const char *wl[64], *ww[64];
+    if (words) { /* label=word,... */
+        wbuf = strdup(words);
+        for (char *tk = strtok(wbuf, ","); tk && o.n_words < 64; tk = strtok(NULL, ",")) {
+            char *eq = strchr(tk, '=');
+            if (!eq || eq == tk || !eq[1]) { fprintf(stderr, "ctune train: --words: '%s' is not LABEL=WORD\n", tk); free(wbuf); return 2; }
+            *eq = '\0';
+            wl[o.n_words] = tk;
+            ww[o.n_words++] = eq + 1;
+        }
+        o.words = ww;
+        o.word_labels = wl;
+    }
+    if (!o.head_only && o.method == CT_METHOD_PROMPT && !words) {
+        fprintf(stderr, "ctune train --task classify --method prompt: give the label words, --words LABEL=WORD,...\n");
+        return 2;
+    }
+    if (!o.head_only && !lr_set) o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : 1e-3f;
     if (!o.head_only && !ep_set) o.epochs = 3;
     if (!o.head_only && !b_set) o.batch = 8;
     ct_model *m = NULL;
     ct_status s = cli_load_model(path, tokpath, 0, &m);
-    if (s) return cli_fail(path, s);
+    if (s) { free(wbuf); return cli_fail(path, s); }
     ct_head_result r;
     s = ct_head_train(m, &o, &r);
     ct_model_free(m);
+    free(wbuf);
     if (s) return cli_fail("train", s);
     if (o.head_only)
         fprintf(stderr, "done: head of %d labels (%lld parameters), features %.1f s, head %.2f s (%d epochs, best %d)",
                 r.n_labels, (long long)r.trainable, r.feature_seconds, r.train_seconds, r.epochs_run, r.best_epoch);
     else
-        fprintf(stderr, "done: LoRA + head of %d labels (%lld trainable parameters), %.1f s (%d epochs, best %d)",
-                r.n_labels, (long long)r.trainable, r.train_seconds, r.epochs_run, r.best_epoch);
+        fprintf(stderr, "done: %s of %d labels (%lld trainable parameters), %.1f s (%d epochs, best %d)",
+                o.method == CT_METHOD_PROMPT ? "prompt tuning" : "LoRA + head", r.n_labels, (long long)r.trainable,
+                r.train_seconds, r.epochs_run, r.best_epoch);
     if (r.n_val)
         fprintf(stderr, ", val accuracy %.4f, macro-F1 %.4f (%zu examples)", r.val_accuracy, r.val_macro_f1, r.n_val);
     if (r.n_truncated) fprintf(stderr, ", %zu texts truncated to %d tokens", r.n_truncated, o.data.max_len);

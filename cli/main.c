@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  merge MODEL --adapter DIR -o OUT  merge a LoRA/QLoRA adapter at full precision\n"
             "  plan MODEL --method full|lora|qlora  predict trainable parameters, file size, peak memory\n"
             "  classify MODEL --data F (--head DIR | --words L=W,..)  predictions, accuracy, macro-F1\n"
+            "  compare MODEL --data F --words L=W,.. -o DIR  every classification method, one table\n"
             "\n"
             "MODEL is a Hugging Face directory, a .gguf file, or a llama2.c .bin\n"
             "(with --tokenizer tokenizer.bin). `ctune <command> --help` for options.\n",
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     fprintf(stderr, "ctune: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

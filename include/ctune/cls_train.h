@@ -27,6 +27,12 @@ typedef struct {
     int lora_r;             /* LoRA: default 8 */
     float lora_alpha;       /* default 16 */
     const char *targets;    /* default "q,v" */
+    /* PROMPT: prompt tuning scored by label words (the loss on each label's word after the prompt) */
+    int num_virtual_tokens; /* default 8 */
+    const char *const *words;       /* (n_words) label words ... */
+    const char *const *word_labels; /* ... and the labels they stand for (every training label needs one) */
+    int n_words;
+    const char *prefix, *suffix; /* the template around each text (suffix default "\nLabel:") */
     const char *data_path;  /* training file (ct_cls_dataset_load) */
     const char *val_path;   /* validation file (NULL: val_split of the training file) */
     double val_split;       /* stratified fraction held out (default 0.1) */

@@ -20,7 +20,11 @@
 #include "core/internal.h"
 #include "ctune/cls_train.h"
 #include "train/cls_head.h"
+#include "formats/json.h"
+#include "formats/json_write.h"
+#include "formats/st_write.h"
 #include "train/lora_io.h"
+#include "train/prompt_io.h"
 #include "train/optim.h"
 #include "train/plan.h"
 #include "train/tmodel_internal.h"
@@ -222,6 +226,9 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
     return s;
 }
 
+static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, const ct_cls_dataset *tr,
+                                  const ct_cls_dataset *va, ct_head_result *res);
+
 ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result *res) {
     ct_head_result dummy;
     if (!res) res = &dummy;
@@ -276,6 +283,10 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
     }
     if (!o->head_only && (o->method == CT_METHOD_LORA || o->method == CT_METHOD_QLORA)) {
         s = train_lora_head(m, o, tr, va, ms, res);
+        goto done;
+    }
+    if (!o->head_only && o->method == CT_METHOD_PROMPT) {
+        s = train_prompt_cls(m, o, tr, va, res);
         goto done;
     }
     if ((s = frozen_model(m, ms, o->base_dtype, o->bf16, o->n_threads, &t))) goto done;
@@ -369,20 +380,34 @@ static void text_ids(const ct_tokenizer *tok, ct_cls_example e, const int32_t **
     if (*n > 0 && bos >= 0 && (*ids)[0] == bos) { (*ids)++; (*n)--; }
 }
 
-static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_classify_opts *o, int *pred,
-                                float *scores) {
-    ct_tokenizer *tok = ct_model_tokenizer(m);
-    if (!tok) return ct__err(CT_ERR_ARG, "%s has no tokenizer", m->path);
+/* The label-word prompts of every example of d: nv virtual rows (-1..-nv,
+ * prompt tuning) first, then BOS, demonstrations, prefix, text, suffix and the
+ * words' common leading tokens; word[k] the scored token of label k. */
+typedef struct {
+    ibuf all;
+    size_t *offs;          /* (n+1) */
+    ct__cls_text *ex;      /* (n) */
+    size_t n;
+    int32_t word[64];
+    int max_seq;
+} prompts;
+
+static void prompts_free(prompts *P) {
+    free(P->all.ids);
+    free(P->offs);
+    free(P->ex);
+    memset(P, 0, sizeof *P);
+}
+
+static ct_status build_prompts(const ct_tokenizer *tok, const ct_cls_dataset *d, const ct_classify_opts *o, int nv,
+                               prompts *P) {
+    memset(P, 0, sizeof *P);
     const int K = o->n_labels, bos = ct_tokenizer_adds_bos(tok) ? ct_tokenizer_bos(tok) : -1;
     const int maxlen = o->max_len > 0 ? o->max_len : 512;
     const size_t n = ct_cls_dataset_size(d);
-    int32_t *pre = NULL, *suf = NULL, *nl = NULL, word[64];
+    int32_t *pre = NULL, *suf = NULL, *nl = NULL;
     size_t npre = 0, nsuf = 0, nnl = 0;
-    ibuf shots = {0}, all = {0}, lead = {0};
-    ct__cls_text *ex = NULL;
-    float *feat = NULL, *sc = NULL;
-    ct__tmodel *t = NULL;
-    size_t *offs = NULL;
+    ibuf shots = {0}, lead = {0};
     ct_status s = CT_OK;
     if (K < 2 || K > 64) return ct__err(CT_ERR_ARG, "label words: %d labels (2..64)", K);
     if ((s = enc(tok, o->prefix, &pre, &npre)) || (s = enc(tok, o->suffix ? o->suffix : "\nLabel:", &suf, &nsuf)) ||
@@ -408,7 +433,7 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
                         "differ", o->words[k]);
     if (!s && !ib_add(&lead, wt[0], common)) s = ct__err(CT_ERR_NOMEM, "out of memory");
     for (int k = 0; k < K; k++) {
-        if (!s) word[k] = wt[k][common];
+        if (!s) P->word[k] = wt[k][common];
         free(wt[k]);
     }
     if (s) goto done;
@@ -426,7 +451,8 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
                 int tn;
                 text_ids(tok, ct_cls_dataset_get(o->shots, next[k]++), &ti, &tn);
                 if (!ib_add(&shots, pre, npre) || !ib_add(&shots, ti, (size_t)tn) || !ib_add(&shots, suf, nsuf) ||
-                    !ib_add(&shots, lead.ids, lead.n) || !ib_add(&shots, &word[k], 1) || !ib_add(&shots, nl, nnl)) {
+                    !ib_add(&shots, lead.ids, lead.n) || !ib_add(&shots, &P->word[k], 1) ||
+                    !ib_add(&shots, nl, nnl)) {
                     free(next);
                     s = ct__err(CT_ERR_NOMEM, "out of memory");
                     goto done;
@@ -435,48 +461,290 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
             }
         free(next);
     }
-    const size_t fixed = (bos >= 0) + shots.n + npre + nsuf + lead.n;
+    const size_t fixed = (size_t)nv + (bos >= 0) + shots.n + npre + nsuf + lead.n;
     if (fixed + 1 >= (size_t)maxlen) {
         s = ct__err(CT_ERR_RANGE, "label words: the demonstrations and template take %zu tokens, more than --max-len "
                     "%d; use fewer shots or a larger --max-len", fixed, maxlen);
         goto done;
     }
-    offs = ct__malloc(sizeof(size_t) * (n + 1));
-    ex = ct__malloc(sizeof *ex * (n ? n : 1));
-    if (!offs || !ex) { s = ct__err(CT_ERR_NOMEM, "out of memory"); goto done; }
-    int ms = 1;
-    for (size_t i = 0; i < n; i++) {
+    P->offs = ct__malloc(sizeof(size_t) * (n + 1));
+    P->ex = ct__malloc(sizeof *P->ex * (n ? n : 1));
+    if (!P->offs || !P->ex) { s = ct__err(CT_ERR_NOMEM, "out of memory"); goto done; }
+    P->max_seq = 1;
+    for (size_t i = 0; i < n && !s; i++) {
         const int32_t *ti;
         int tn;
         text_ids(tok, ct_cls_dataset_get(d, i), &ti, &tn);
         if ((size_t)tn > (size_t)maxlen - fixed) tn = (int)((size_t)maxlen - fixed); /* keep the start */
-        offs[i] = all.n;
-        int32_t b = bos;
-        if ((bos >= 0 && !ib_add(&all, &b, 1)) || !ib_add(&all, shots.ids, shots.n) || !ib_add(&all, pre, npre) ||
-            !ib_add(&all, ti, (size_t)tn) || !ib_add(&all, suf, nsuf) || !ib_add(&all, lead.ids, lead.n)) {
-            s = ct__err(CT_ERR_NOMEM, "out of memory");
-            goto done;
+        P->offs[i] = P->all.n;
+        for (int j = 0; j < nv && !s; j++) {
+            int32_t v = -(j + 1);
+            if (!ib_add(&P->all, &v, 1)) s = ct__err(CT_ERR_NOMEM, "out of memory");
         }
-        if ((int)(all.n - offs[i]) > ms) ms = (int)(all.n - offs[i]);
+        int32_t b = bos;
+        if (!s && ((bos >= 0 && !ib_add(&P->all, &b, 1)) || !ib_add(&P->all, shots.ids, shots.n) ||
+                   !ib_add(&P->all, pre, npre) || !ib_add(&P->all, ti, (size_t)tn) || !ib_add(&P->all, suf, nsuf) ||
+                   !ib_add(&P->all, lead.ids, lead.n)))
+            s = ct__err(CT_ERR_NOMEM, "out of memory");
+        if ((int)(P->all.n - P->offs[i]) > P->max_seq) P->max_seq = (int)(P->all.n - P->offs[i]);
     }
-    offs[n] = all.n;
-    for (size_t i = 0; i < n; i++) ex[i] = (ct__cls_text){all.ids + offs[i], (int)(offs[i + 1] - offs[i])};
-    if ((s = frozen_model(m, ms, o->base_dtype, o->bf16, o->n_threads, &t))) goto done;
-    feat = ct__malloc(sizeof(float) * (n ? n : 1) * (size_t)m->cfg.dim);
-    sc = scores ? scores : ct__malloc(sizeof(float) * (n ? n : 1) * (size_t)K);
-    if (!feat || !sc) { s = ct__err(CT_ERR_NOMEM, "out of memory"); goto done; }
-    if ((s = ct__cls_features(t, ex, n, feat))) goto done;
-    if ((s = ct__verbalizer_scores(t, feat, n, word, K, sc))) goto done;
-    for (size_t i = 0; i < n; i++) {
+    if (s) goto done;
+    P->offs[n] = P->all.n;
+    P->n = n;
+    for (size_t i = 0; i < n; i++) P->ex[i] = (ct__cls_text){P->all.ids + P->offs[i], (int)(P->offs[i + 1] - P->offs[i])};
+done:
+    free(pre); free(suf); free(nl); free(shots.ids); free(lead.ids);
+    if (s) prompts_free(P);
+    return s;
+}
+
+/* scores (n, K) of the prompts under t; pred (n) their argmax */
+static ct_status score_prompts(ct__tmodel *t, const prompts *P, int K, int *pred, float *scores) {
+    float *feat = ct__malloc(sizeof(float) * (P->n ? P->n : 1) * (size_t)t->cfg->dim);
+    float *sc = scores ? scores : ct__malloc(sizeof(float) * (P->n ? P->n : 1) * (size_t)K);
+    ct_status s = (!feat || !sc) ? ct__err(CT_ERR_NOMEM, "out of memory") : CT_OK;
+    if (!s) s = ct__cls_features(t, P->ex, P->n, feat);
+    if (!s) s = ct__verbalizer_scores(t, feat, P->n, P->word, K, sc);
+    for (size_t i = 0; !s && i < P->n; i++) {
         int best = 0;
         for (int k = 1; k < K; k++)
             if (sc[i * K + k] > sc[i * K + best]) best = k;
         pred[i] = best;
     }
-done:
     if (sc != scores) free(sc);
-    free(feat); free(ex); free(offs); free(pre); free(suf); free(nl); free(shots.ids); free(all.ids); free(lead.ids);
+    free(feat);
+    return s;
+}
+
+static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_classify_opts *o, int *pred,
+                                float *scores, const char *prompt_dir) {
+    ct_tokenizer *tok = ct_model_tokenizer(m);
+    if (!tok) return ct__err(CT_ERR_ARG, "%s has no tokenizer", m->path);
+    ct__tm_opts po = {0};
+    ct_status s = prompt_dir ? ct__prompt_opts_from_dir(prompt_dir, &m->cfg, &po) : CT_OK;
+    if (s) return s;
+    prompts P;
+    if ((s = build_prompts(tok, d, o, po.n_virtual, &P))) return s;
+    ct__tmodel *t = NULL;
+    if (prompt_dir) {
+        po.max_seq = P.max_seq;
+        po.max_rows = P.max_seq * 16 < 2048 ? 2048 : P.max_seq * 16;
+        po.checkpointing = 1;
+        po.n_threads = o->n_threads;
+        po.bf16 = o->bf16;
+        s = ct__tm_create(m, &po, &t);
+        if (!s) s = ct__prompt_load(t, prompt_dir);
+    } else {
+        s = frozen_model(m, P.max_seq, o->base_dtype, o->bf16, o->n_threads, &t);
+    }
+    if (!s) s = score_prompts(t, &P, o->n_labels, pred, scores);
     ct__tm_free(t);
+    prompts_free(&P);
+    return s;
+}
+
+/* ---- prompt tuning for classification ----------------------------------------- */
+
+/* head_config.json of a prompt-tuned classifier: the labels, their words and the template */
+static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co, const char *base_model) {
+    char *cj = ct__path_join(dir, "head_config.json");
+    if (!cj) return ct__err(CT_ERR_NOMEM, "out of memory");
+    ct_jw w;
+    ct__jw_init(&w, 1);
+    ct__jw_obj_begin(&w);
+    ct__jw_key(&w, "base_model_name_or_path");
+    if (base_model) ct__jw_str(&w, base_model);
+    else ct__jw_null(&w);
+    ct__jw_key(&w, "labels");
+    ct__jw_arr_begin(&w);
+    for (int k = 0; k < co->n_labels; k++) ct__jw_str(&w, co->labels[k]);
+    ct__jw_arr_end(&w);
+    ct__jw_key(&w, "method");
+    ct__jw_str(&w, "prompt");
+    ct__jw_key(&w, "prefix");
+    ct__jw_str(&w, co->prefix ? co->prefix : "");
+    ct__jw_key(&w, "suffix");
+    ct__jw_str(&w, co->suffix ? co->suffix : "\nLabel:");
+    ct__jw_key(&w, "task_type");
+    ct__jw_str(&w, "SEQ_CLS");
+    ct__jw_key(&w, "words");
+    ct__jw_arr_begin(&w);
+    for (int k = 0; k < co->n_labels; k++) ct__jw_str(&w, co->words[k]);
+    ct__jw_arr_end(&w);
+    ct__jw_obj_end(&w);
+    char *text = NULL;
+    size_t len = 0;
+    ct_status s = ct__jw_finish(&w, cj, &text, &len);
+    if (!s) {
+        text[len] = '\n';
+        s = ct__write_file_atomic(cj, text, len + 1);
+    }
+    free(text);
+    free(cj);
+    return s;
+}
+
+/* One pass over the prompts idx[0..n) (NULL: in order) in micro-batches of B:
+ * the loss on the label word at each prompt's last row; training updates the
+ * virtual tokens. */
+static ct_status prompt_pass(ct__tmodel *t, const prompts *P, const ct_cls_dataset *d, const size_t *idx, size_t n,
+                             int B, const ct__adamw_opts *ao, float *mom, float *vel, long *step, double *loss) {
+    const int R = t->o.max_rows;
+    int32_t *ids = ct__malloc(sizeof(int32_t) * (size_t)R), *tg = ct__malloc(sizeof(int32_t) * (size_t)R);
+    int32_t *seq = ct__malloc(sizeof(int32_t) * ((size_t)B + 2));
+    ct_status s = (!ids || !tg || !seq) ? ct__err(CT_ERR_NOMEM, "out of memory") : CT_OK;
+    *loss = 0;
+    for (size_t i = 0; i < n && !s;) {
+        int N = 0, ns = 0;
+        seq[0] = 0;
+        while (i < n && ns < B) {
+            const size_t e = idx ? idx[i] : i;
+            const ct__cls_text *x = &P->ex[e];
+            if (N + x->n > R) break;
+            memcpy(ids + N, x->ids, sizeof(int32_t) * (size_t)x->n);
+            for (int j = 0; j < x->n; j++) tg[N + j] = -1;
+            tg[N + x->n - 1] = P->word[ct_cls_dataset_get(d, e).label];
+            N += x->n;
+            seq[++ns] = N;
+            i++;
+        }
+        ct__tm_batch b = {.ids = ids, .targets = tg, .seq = seq, .N = N, .n_seq = ns};
+        double ls;
+        ct__tm_zero_grad(t);
+        if ((s = ct__tm_run(t, &b, 1.0f / (float)ns, 1, NULL, &ls))) break;
+        *loss += ls;
+        size_t np;
+        int ntab;
+        float *p = ct__tm_params(t, &np);
+        const ct__tparam *tab = ct__tm_ptable(t, &ntab);
+        ct__adamw_update(p, ct__tm_grads(t), mom, vel, tab, ntab, ao, ao->lr, ++*step, 1.0f);
+    }
+    free(ids); free(tg); free(seq);
+    return s;
+}
+
+static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, const ct_cls_dataset *tr,
+                                  const ct_cls_dataset *va, ct_head_result *res) {
+    ct_tokenizer *tok = ct_model_tokenizer(m);
+    const int K = ct_cls_dataset_num_labels(tr), nv = o->num_virtual_tokens > 0 ? o->num_virtual_tokens : 8;
+    const int B = o->batch > 0 ? o->batch : 8;
+    if (!o->words || !o->word_labels) return ct__err(CT_ERR_ARG, "prompt tuning for classification needs label words (--words)");
+    if (K > 64) return ct__err(CT_ERR_ARG, "prompt tuning: %d labels (at most 64)", K);
+    const char *labs[64], *wds[64];
+    for (int k = 0; k < K; k++) { /* the words in the training set's label order */
+        labs[k] = ct_cls_dataset_label(tr, k);
+        wds[k] = NULL;
+        for (int w = 0; w < o->n_words; w++)
+            if (!strcmp(o->word_labels[w], labs[k])) wds[k] = o->words[w];
+        if (!wds[k]) return ct__err(CT_ERR_ARG, "--words has no word for label '%s'", labs[k]);
+    }
+    ct_classify_opts co = {.words = wds, .labels = labs, .n_labels = K, .prefix = o->prefix, .suffix = o->suffix,
+                           .max_len = o->data.max_len > 0 ? o->data.max_len + 64 : 512};
+    prompts Pt, Pv = {0};
+    ct_status s = build_prompts(tok, tr, &co, nv, &Pt);
+    if (s) return s;
+    if (va && (s = build_prompts(tok, va, &co, nv, &Pv))) { prompts_free(&Pt); return s; }
+    int ms = Pt.max_seq > Pv.max_seq ? Pt.max_seq : Pv.max_seq;
+    ct__tm_opts to = {.method = CT_TM_PROMPT, .n_virtual = nv, .max_seq = ms, .max_rows = ms * B,
+                      .checkpointing = 0, .n_threads = o->n_threads, .bf16 = o->bf16, .seed = o->seed};
+    ct__tmodel *t = NULL;
+    if ((s = ct__tm_create(m, &to, &t))) { prompts_free(&Pt); prompts_free(&Pv); return s; }
+    size_t np, ntr = Pt.n, nva = Pv.n;
+    float *p = ct__tm_params(t, &np);
+    { /* start from the embeddings of sampled vocabulary tokens (PEFT's SAMPLE_VOCAB) */
+        uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
+        for (int j = 0; j < nv; j++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            ct__mat_row_f32(&m->tok_emb, (int)((x >> 33) % (uint64_t)m->cfg.vocab_size), p + (size_t)j * m->cfg.dim);
+        }
+    }
+    float *mom = ct__calloc(np, sizeof(float)), *vel = ct__calloc(np, sizeof(float));
+    float *best = ct__malloc(sizeof(float) * np);
+    size_t *perm = ct__malloc(sizeof(size_t) * (ntr ? ntr : 1));
+    int *pred = ct__malloc(sizeof(int) * (nva ? nva : 1)), *gold = ct__malloc(sizeof(int) * (nva ? nva : 1));
+    if (!mom || !vel || !best || !perm || !pred || !gold) s = ct__err(CT_ERR_NOMEM, "out of memory");
+    res->trainable = (int64_t)nv * m->cfg.dim;
+    const int E = o->epochs > 0 ? o->epochs : 3;
+    ct__adamw_opts ao = {.lr = o->lr > 0 ? o->lr : 3e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                         .weight_decay = 0, .sched = CT_SCHED_CONSTANT, .total = 1 << 30, .clip = 0};
+    for (size_t i = 0; !s && i < nva; i++) gold[i] = ct_cls_dataset_get(va, i).label;
+    long step = 0;
+    double best_acc = -1;
+    int bad = 0;
+    if (!s) memcpy(best, p, sizeof(float) * np);
+    const double t0 = ct__now();
+    for (int e = 1; e <= E && !s; e++) {
+        ct_data_permutation(ntr, o->seed * 1000003ULL + (uint64_t)e, perm);
+        double tl;
+        if ((s = prompt_pass(t, &Pt, tr, perm, ntr, B, &ao, mom, vel, &step, &tl))) break;
+        res->train_loss = tl / (double)ntr;
+        res->epochs_run = e;
+        if (!va) { memcpy(best, p, sizeof(float) * np); res->best_epoch = e; continue; }
+        if ((s = score_prompts(t, &Pv, K, pred, NULL))) break;
+        size_t ok = 0;
+        for (size_t i = 0; i < nva; i++) ok += pred[i] == gold[i];
+        const double acc = (double)ok / (double)nva;
+        if (!o->quiet)
+            fprintf(stderr, "prompt epoch %d/%d  train loss %.4f  val acc %.4f\n", e, E, res->train_loss, acc);
+        if (acc > best_acc) {
+            best_acc = acc;
+            memcpy(best, p, sizeof(float) * np);
+            res->best_epoch = e;
+            res->val_accuracy = acc;
+            bad = 0;
+        } else if (o->patience > 0 && ++bad >= o->patience) {
+            break;
+        }
+    }
+    res->train_seconds = ct__now() - t0;
+    if (!s) {
+        memcpy(p, best, sizeof(float) * np);
+        if (va) {
+            ct_cls_metrics mt;
+            memset(&mt, 0, sizeof mt);
+            s = score_prompts(t, &Pv, K, pred, NULL);
+            if (!s && !(s = ct_cls_metrics_compute(gold, pred, nva, K, &mt))) res->val_macro_f1 = mt.macro_f1;
+            ct_cls_metrics_deinit(&mt);
+        }
+    }
+    if (!s) s = ct__prompt_save(t, o->out_dir, m->path, "SAMPLE_VOCAB", NULL, m->path);
+    if (!s) s = save_prompt_config(o->out_dir, &co, m->path);
+    free(mom); free(vel); free(best); free(perm); free(pred); free(gold);
+    ct__tm_free(t);
+    prompts_free(&Pt);
+    prompts_free(&Pv);
+    return s;
+}
+
+/* A prompt-tuned classifier's words and template from head_config.json. */
+static ct_status read_prompt_config(const char *dir, char ***words, int *kw, char **prefix, char **suffix) {
+    char *cj = ct__path_join(dir, "head_config.json"), *text = NULL;
+    size_t len = 0;
+    ct_json *j = NULL;
+    *words = NULL;
+    *kw = 0;
+    *prefix = *suffix = NULL;
+    ct_status s = !cj ? ct__err(CT_ERR_NOMEM, "out of memory") : ct__read_file(cj, &text, &len);
+    if (!s) s = ct__json_parse(text, len, cj, &j);
+    const ct_json *w = s ? NULL : ct__json_get(j, "words");
+    if (!s && (!w || w->type != CT_JSON_ARR || w->u.arr.n < 2 || w->u.arr.n > 64))
+        s = ct__err(CT_ERR_FORMAT, "%s: a prompt classifier needs 'words' (one per label)", cj);
+    if (!s) {
+        *kw = (int)w->u.arr.n;
+        *words = ct__calloc((size_t)*kw, sizeof **words);
+        for (int k = 0; *words && k < *kw && !s; k++) {
+            const ct_json *e = &w->u.arr.items[k];
+            if (e->type != CT_JSON_STR || !((*words)[k] = ct__strdup(e->u.str.s)))
+                s = ct__err(CT_ERR_FORMAT, "%s: words[%d] is not a string", cj, k);
+        }
+        if (!*words) s = ct__err(CT_ERR_NOMEM, "out of memory");
+        const char *pf = ct__json_get_str(j, "prefix"), *sf = ct__json_get_str(j, "suffix");
+        if (!s && pf) *prefix = ct__strdup(pf);
+        if (!s && sf) *suffix = ct__strdup(sf);
+    }
+    ct__json_free(j);
+    free(text);
+    free(cj);
     return s;
 }
 
@@ -496,7 +764,7 @@ ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_op
                 ct_classify_labels_free(lab, o->n_labels);
                 return ct__err(CT_ERR_NOMEM, "out of memory");
             }
-        ct_status s = classify_words(m, d, o, pred, scores);
+        ct_status s = classify_words(m, d, o, pred, scores, NULL);
         if (s) { ct_classify_labels_free(lab, o->n_labels); return s; }
         *labels_out = lab;
         *k_out = o->n_labels;
@@ -506,8 +774,33 @@ ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_op
     char **lab = NULL;
     int K = 0;
     char *ac = ct__path_join(o->head_dir, "adapter_config.json");
-    const int lora = ac && ct__file_exists(ac);
+    const int adapter = ac && ct__file_exists(ac);
     free(ac);
+    if (adapter && ct__is_prompt_adapter(o->head_dir)) { /* prompt tuning: its label words, template and tokens */
+        char **words = NULL, *prefix = NULL, *suffix = NULL;
+        int kw = 0;
+        ct_status s = ct__head_read_labels(o->head_dir, &lab, &K);
+        if (!s) s = read_prompt_config(o->head_dir, &words, &kw, &prefix, &suffix);
+        if (!s && kw != K) s = ct__err(CT_ERR_FORMAT, "%s/head_config.json: %d words for %d labels", o->head_dir, kw, K);
+        if (!s) {
+            ct_classify_opts co = *o;
+            co.words = (const char *const *)words;
+            co.labels = (const char *const *)lab;
+            co.n_labels = K;
+            co.prefix = prefix;
+            co.suffix = suffix;
+            co.shots = NULL;
+            s = classify_words(m, d, &co, pred, scores, o->head_dir);
+        }
+        ct_classify_labels_free(words, kw);
+        free(prefix);
+        free(suffix);
+        if (s) { ct_classify_labels_free(lab, K); return s; }
+        *labels_out = lab;
+        *k_out = K;
+        return CT_OK;
+    }
+    const int lora = adapter;
     ct_status s = lora ? ct__head_read_labels(o->head_dir, &lab, &K) : ct__head_load(o->head_dir, m->cfg.dim, &W, &K, &lab);
     if (s) return s;
     ct__tmodel *t = NULL;

@@ -4,8 +4,11 @@
 # stratified held-out 20%, `ctune classify --head` prints accuracy, macro-F1
 # and the confusion matrix and writes predictions, label words give a
 # zero-/few-shot baseline, and bad input (a label the head never saw, label
-# words that cannot be told apart) fails with a message naming it. Prompt
-# tuning (`ctune train --method prompt`) lowers the validation loss.
+# words that cannot be told apart) fails with a message naming it. LoRA +
+# head and prompt tuning by label words train and classify through their
+# adapters; `ctune compare` prints one table (and CSV/JSON) over five methods
+# and refuses a method that does not exist yet. Prompt tuning as a language
+# model (`ctune train --method prompt`) lowers the validation loss.
 source "$(dirname "$0")/common.sh"
 M=$CTUNE_SHARED/models/stories260K
 BIN=$M/stories260K.bin
@@ -38,6 +41,36 @@ fi
 if "$CTUNE" classify "$BIN" --tokenizer "$TOK" --words "ham= spam,spam= spam" --data "$SMS" >"$TMP/w.txt" 2>&1; then
   fail "identical label words accepted"
 else grep -q "is a token prefix of another label word" "$TMP/w.txt" && pass || fail "label words: $(cat "$TMP/w.txt")"; fi
+# LoRA + head trains and ctune classify reads its SEQ_CLS adapter
+head -n 1200 "$SMS" >"$TMP/sms1200.tsv"
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method lora --targets all-linear --data "$TMP/sms1200.tsv" \
+     --val-split 0.2 --epochs 1 -o "$TMP/lh" --quiet >"$TMP/lh.log" 2>&1; then pass; else fail "lora+head: $(tail -3 "$TMP/lh.log")"; fi
+grep -q '"task_type": "SEQ_CLS"' "$TMP/lh/adapter_config.json" && pass || fail "lora+head adapter is not SEQ_CLS"
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/lh" --data "$TMP/sms1200.tsv" >"$TMP/lhc.txt" 2>&1 \
+  && grep -q '^accuracy' "$TMP/lhc.txt" && pass || fail "classify with the LoRA + head adapter: $(tail -2 "$TMP/lhc.txt")"
+# prompt tuning for classification (label words) trains, saves, and classifies
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method prompt --words "ham= normal,spam= spam" \
+     --data "$TMP/sms1200.tsv" --val-split 0.2 --epochs 1 -o "$TMP/pc" --quiet >"$TMP/pc.log" 2>&1; then pass
+else fail "prompt classification: $(tail -3 "$TMP/pc.log")"; fi
+grep -q '"peft_type": "PROMPT_TUNING"' "$TMP/pc/adapter_config.json" && grep -q '"words"' "$TMP/pc/head_config.json" \
+  && pass || fail "prompt classifier files"
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/pc" --data "$TMP/sms1200.tsv" >"$TMP/pcc.txt" 2>&1 \
+  && grep -q '^accuracy' "$TMP/pcc.txt" && pass || fail "classify with the prompt adapter: $(tail -2 "$TMP/pcc.txt")"
+# ctune compare: one table, CSV and JSON, every method on the same split
+head -c 20000 "$CTUNE_SHARED/data/text/tinystories-sample.txt" >"$TMP/general.txt"
+if "$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" \
+     --methods zero-shot,few-shot,head,prompt,lora --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
+     --csv "$TMP/cmp.csv" --json "$TMP/cmp.json" >"$TMP/cmp.md" 2>"$TMP/cmp.log"; then pass
+else fail "compare: $(tail -3 "$TMP/cmp.log")"; fi
+cat "$TMP/cmp.md"
+[ "$(grep -c '^| \(zero-shot\|few-shot\|head\|prompt\|lora\) |' "$TMP/cmp.md")" = 5 ] && pass || fail "compare table rows"
+[ "$(wc -l <"$TMP/cmp.csv")" = 6 ] && pass || fail "compare CSV: $(wc -l <"$TMP/cmp.csv") lines"
+if [ -x "$PY" ]; then
+  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==5 and all(r['ok'] for r in d)" "$TMP/cmp.json" \
+    && pass || fail "compare JSON: $(head -c 300 "$TMP/cmp.json")"
+fi
+"$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" --methods prefix \
+  -o "$TMP/cmp2" >"$TMP/cmp2.txt" 2>&1 && fail "compare accepted prefix" || grep -q "not implemented yet" "$TMP/cmp2.txt" && pass
 # prompt tuning lowers the validation loss and writes PEFT's PROMPT_TUNING files
 head -c 60000 "$CTUNE_SHARED/data/text/tinyshakespeare.txt" >"$TMP/shake.txt"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --val-split 0.1 --max-len 64 --batch 8 \
