@@ -35,8 +35,12 @@
  * Vector paths need a 32-aligned start in the flattened W (in % 64 == 0
  * for whole rows: every Llama/GPT-2 shape); anything else (rows starting
  * mid-block, partial strips) goes element by element, same values.
- * Leaves out: an AVX2 path (without AVX-512 the same code runs as plain C,
- * bf16 emulated), splitting M across threads with a shared packed B (when M
+ * AVX2 (+FMA) without AVX-512: 4 x 16 register tiles over the same packed
+ * panels and an AVX2 NF4 dequantizer (f32 mode); bf16 pairs are formed by the
+ * plain-C packing and multiplied as f32 halves. The bits equal the plain-C
+ * kernels' (per-element FMA chains in the same order).
+ * Leaves out: AVX2 packing for the non-NF4 types and the bf16 pairs,
+ * splitting M across threads with a shared packed B (when M
  * is split each thread dequantizes its own copy of the B blocks), packing A
  * once per call instead of once per NC block. */
 #include <math.h>
@@ -58,6 +62,9 @@
     defined(__AVX512BF16__)
 #include <immintrin.h>
 #define NF4MM_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define NF4MM_AVX2 1
 #endif
 
 /* KW = 32-bit words per packed k row of a K block: KC = KW floats (f32) or
@@ -196,9 +203,43 @@ static inline void vec32(const job *g, __m512 tab, int row, int col, __m512 *y0,
 }
 #endif
 
+#if defined(NF4MM_AVX2)
+/* 8 bytes of 4-bit codes -> the 16 elements in order, times d (AVX2: the
+ * 16-entry table as two 8-entry vpermps and a blend on bit 3). */
+static inline __m256 lut16(__m256i idx, __m256 tlo, __m256 thi) {
+    const __m256 lo = _mm256_permutevar8x32_ps(tlo, idx), hi = _mm256_permutevar8x32_ps(thi, idx);
+    const __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(lo, hi, m);
+}
+static inline void deq16_avx2(const uint8_t *p, __m256 tlo, __m256 thi, __m256 d, __m256 *y0, __m256 *y1) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    const __m256 ev = _mm256_mul_ps(lut16(_mm256_srli_epi32(v, 4), tlo, thi), d); /* elements 2q */
+    const __m256 od = _mm256_mul_ps(lut16(_mm256_and_si256(v, _mm256_set1_epi32(15)), tlo, thi), d);
+    const __m256 a = _mm256_unpacklo_ps(ev, od), b = _mm256_unpackhi_ps(ev, od); /* per 128-bit lane */
+    *y0 = _mm256_permute2f128_ps(a, b, 0x20);
+    *y1 = _mm256_permute2f128_ps(a, b, 0x31);
+}
+/* 32 NF4 elements from flattened index i (i % 32 == 0: one scale) -> dst[0..32) */
+static inline void deq32_nf4_avx2(const job *g, int64_t i, float *dst) {
+    const __m256 tlo = _mm256_loadu_ps(g->tab), thi = _mm256_loadu_ps(g->tab + 8);
+    const __m256 d = _mm256_set1_ps(block_scale(g->W, i / CT_NF4_BLOCK));
+    __m256 y0, y1, y2, y3;
+    deq16_avx2(g->W->packed + i / 2, tlo, thi, d, &y0, &y1);
+    deq16_avx2(g->W->packed + i / 2 + 8, tlo, thi, d, &y2, &y3);
+    _mm256_storeu_ps(dst, y0);
+    _mm256_storeu_ps(dst + 8, y1);
+    _mm256_storeu_ps(dst + 16, y2);
+    _mm256_storeu_ps(dst + 24, y3);
+}
+#endif
+
 /* W row `row`, columns k0..k0+n (f32) -> dst (n,). */
 static void deq_span_f32(const job *g, int row, int k0, int n, float *dst) {
     int k = 0;
+#if defined(NF4MM_AVX2)
+    if (g->M->dtype == CT_DT_NF4 && vec_ok(g, row, k0))
+        for (; k + 32 <= n; k += 32) deq32_nf4_avx2(g, (int64_t)row * g->M->cols + k0 + k, dst + k);
+#endif
 #if defined(NF4MM_AVX512)
     if (vec_ok(g, row, k0)) {
         const __m512 tab = _mm512_loadu_ps(g->tab);
@@ -288,6 +329,12 @@ static void pack_b_w(const job *g, int k0, int kc, int j0, int nc, uint32_t *Bp)
                 if (has1) vec32(g, tab, r0 + 1, jb, &b0, &b1);
                 _mm512_store_si512((void *)d, pairs16(a0, b0));
                 _mm512_store_si512((void *)(d + 16), pairs16(a1, b1));
+                continue;
+            }
+#endif
+#if defined(NF4MM_AVX2)
+            if (!g->bf16 && nr == NR && g->M->dtype == CT_DT_NF4 && vec_ok(g, r0, jb)) {
+                deq32_nf4_avx2(g, (int64_t)r0 * g->M->cols + jb, (float *)d);
                 continue;
             }
 #endif
@@ -394,6 +441,60 @@ static void kernel_bf16(int kw, const uint32_t *a, const uint32_t *b, float *C, 
     }
     store_tile(acc, C, ldc, mr, nr, beta);
 }
+#elif defined(NF4MM_AVX2)
+/* 4 rows x 16 columns at a time (8 accumulators): the same per-element chain
+ * as the plain-C kernel (one FMA per k, or per bf16 half: products of bf16
+ * values are exact in f32, so FMA = multiply then add), so the bits match it. */
+static inline void store4x16(__m256 acc[4][2], float *C, size_t ldc, int rows, int cols, float beta) {
+    for (int r = 0; r < rows; r++, C += ldc) {
+        _Alignas(32) float t[16];
+        _mm256_store_ps(t, acc[r][0]);
+        _mm256_store_ps(t + 8, acc[r][1]);
+        for (int c = 0; c < cols; c++) C[c] = beta == 0.0f ? t[c] : fmaf(beta, C[c], t[c]);
+    }
+}
+
+static void kernel_avx2(int bf16, int kw, const uint32_t *a, const uint32_t *b, float *C, size_t ldc, int mr, int nr,
+                        float beta) {
+    const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
+    for (int h = 0; h * 16 < nr; h++)
+        for (int rg = 0; rg * 4 < mr; rg++) {
+            __m256 acc[4][2];
+            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            const uint32_t *ak = a + rg * 4, *bk = b + h * 16;
+            for (int k = 0; k < kw; k++, ak += MR, bk += NR) {
+                const __m256i w0 = _mm256_load_si256((const __m256i *)bk), w1 = _mm256_load_si256((const __m256i *)(bk + 8));
+                if (!bf16) {
+                    const __m256 b0 = _mm256_castsi256_ps(w0), b1 = _mm256_castsi256_ps(w1);
+                    for (int r = 0; r < 4; r++) {
+                        float x;
+                        memcpy(&x, &ak[r], 4);
+                        const __m256 xv = _mm256_set1_ps(x);
+                        acc[r][0] = _mm256_fmadd_ps(xv, b0, acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(xv, b1, acc[r][1]);
+                    }
+                    continue;
+                }
+                const __m256 bh0 = _mm256_castsi256_ps(_mm256_and_si256(w0, hi_mask));
+                const __m256 bh1 = _mm256_castsi256_ps(_mm256_and_si256(w1, hi_mask));
+                const __m256 bl0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+                const __m256 bl1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+                for (int r = 0; r < 4; r++) { /* one vdpbf16ps lane: odd k (high half) first, then even */
+                    const __m256i av = _mm256_set1_epi32((int)ak[r]);
+                    const __m256 xh = _mm256_castsi256_ps(_mm256_and_si256(av, hi_mask));
+                    const __m256 xl = _mm256_castsi256_ps(_mm256_slli_epi32(av, 16));
+                    acc[r][0] = _mm256_fmadd_ps(xl, bl0, _mm256_fmadd_ps(xh, bh0, acc[r][0]));
+                    acc[r][1] = _mm256_fmadd_ps(xl, bl1, _mm256_fmadd_ps(xh, bh1, acc[r][1]));
+                }
+            }
+            const int rows = imin(mr - rg * 4, 4), cols = imin(nr - h * 16, 16);
+            store4x16(acc, C + (size_t)(rg * 4) * ldc + h * 16, ldc, rows, cols, beta);
+        }
+}
+static void kernel_f32(int kw, const uint32_t *a, const uint32_t *b, float *C, size_t ldc, int mr, int nr,
+                       float beta) { kernel_avx2(0, kw, a, b, C, ldc, mr, nr, beta); }
+static void kernel_bf16(int kw, const uint32_t *a, const uint32_t *b, float *C, size_t ldc, int mr, int nr,
+                        float beta) { kernel_avx2(1, kw, a, b, C, ldc, mr, nr, beta); }
 #else
 static inline float f_of(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
 static void kernel_any(int bf16, int kw, const uint32_t *a, const uint32_t *b, float *C, size_t ldc, int mr, int nr,

@@ -14,7 +14,7 @@
  * same chain of operations whatever the split, so results are bit-identical
  * for any pool size (NULL included). Nothing allocates but pool scratch.
  * Leaves out: a weight gradient, row strides (x, y, dy, dx are contiguous),
- * blocksizes other than 64, an AVX2 path (without AVX-512 plain C runs). */
+ * blocksizes other than 64 (AVX2 without AVX-512: 4 x 16 tiles, src/tensor/nf4_matmul.c). */
 #ifndef CT_TENSOR_NF4_MATMUL_H
 #define CT_TENSOR_NF4_MATMUL_H
 #include <stdint.h>
