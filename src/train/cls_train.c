@@ -352,6 +352,7 @@ typedef struct {
 } ibuf;
 
 static int ib_add(ibuf *b, const int32_t *ids, size_t n) {
+    if (!n) return 1; /* ids may be NULL then (an empty prefix, no demonstrations) */
     if (b->n + n > b->cap) {
         size_t c = b->cap ? b->cap : 256;
         while (c < b->n + n) c *= 2;
