@@ -342,3 +342,14 @@ done:
     free(hdr);
     return s;
 }
+
+ct_status ct__jw_write_file(const char *path, ct_jw *w) {
+    char *text = NULL;
+    size_t len = 0;
+    ct_status s = ct__jw_finish(w, path, &text, &len);
+    if (s != CT_OK) return s;
+    text[len] = '\n'; /* finish leaves room for the NUL; reuse it, length + 1 */
+    s = ct__write_file_atomic(path, text, len + 1);
+    free(text);
+    return s;
+}

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ctune/dtype.h"
+#include "formats/json_write.h"
 #include "ctune/status.h"
 
 typedef struct {
@@ -33,6 +34,10 @@ ct_status ct__st_write(const char *path, const ct__st_out *t, int n, const char 
 
 /* Write len bytes to path atomically (config.json, adapter_config.json, ...). */
 ct_status ct__write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Finish the JSON of w (ct__jw_finish) and write it to path atomically with
+ * a final newline (config.json, adapter_config.json, head_config.json). */
+ct_status ct__jw_write_file(const char *path, ct_jw *w);
 
 /* mkdir -p; an existing directory is fine. */
 ct_status ct__mkdir_p(const char *path);

@@ -127,10 +127,7 @@ ct_status ct__head_train(const float *F, const int *y, size_t n, int C, int K, c
     }
     ct__rng rng;
     ct__rng_seed(&rng, o->seed ? o->seed : 42);
-    for (size_t i = 0; i < nw; i++) { /* N(0, 0.02), Box-Muller */
-        double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53, u2 = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53;
-        W[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-    }
+    for (size_t i = 0; i < nw; i++) W[i] = (float)(0.02 * ct__rng_normal(&rng));
     ct__tparam tab = {.ndim = 2, .shape = {K, C}, .off = 0, .n = nw, .decay = 1};
     snprintf(tab.name, sizeof tab.name, "score.weight");
     const int steps_per_epoch = (int)((n + (size_t)B - 1) / (size_t)B);
@@ -144,11 +141,7 @@ ct_status ct__head_train(const float *F, const int *y, size_t n, int C, int K, c
     res->val_loss = res->val_acc = NAN;
     for (size_t i = 0; i < n; i++) perm[i] = i;
     for (int e = 1; e <= E; e++) {
-        for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
-            size_t j = (size_t)(ct__rng_next(&rng) % i), t = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = t;
-        }
+        ct__rng_shuffle(&rng, perm, n);
         double tot = 0;
         for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
             const size_t nb = n - b0 < (size_t)B ? n - b0 : (size_t)B;
@@ -224,14 +217,7 @@ ct_status ct__head_save(const char *dir, const float *W, int K, int C, const cha
         ct__jw_key(&w, "task_type");
         ct__jw_str(&w, "SEQ_CLS");
         ct__jw_obj_end(&w);
-        char *text = NULL;
-        size_t len = 0;
-        s = ct__jw_finish(&w, cj, &text, &len);
-        if (!s) {
-            text[len] = '\n';
-            s = ct__write_file_atomic(cj, text, len + 1);
-        }
-        free(text);
+        s = ct__jw_write_file(cj, &w);
     }
     free(st); free(cj);
     return s;

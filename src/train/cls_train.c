@@ -573,14 +573,7 @@ static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co,
     for (int k = 0; k < co->n_labels; k++) ct__jw_str(&w, co->words[k]);
     ct__jw_arr_end(&w);
     ct__jw_obj_end(&w);
-    char *text = NULL;
-    size_t len = 0;
-    ct_status s = ct__jw_finish(&w, cj, &text, &len);
-    if (!s) {
-        text[len] = '\n';
-        s = ct__write_file_atomic(cj, text, len + 1);
-    }
-    free(text);
+    ct_status s = ct__jw_write_file(cj, &w);
     free(cj);
     return s;
 }

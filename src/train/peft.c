@@ -37,16 +37,6 @@ static void kv_int(ct_jw *w, const char *k, int64_t v) { ct__jw_key(w, k); ct__j
 static void kv_f32(ct_jw *w, const char *k, float v) { ct__jw_key(w, k); ct__jw_f32(w, v); }
 static void kv_empty_obj(ct_jw *w, const char *k) { ct__jw_key(w, k); ct__jw_obj_begin(w); ct__jw_obj_end(w); }
 
-static ct_status write_json_file(const char *path, ct_jw *w) {
-    char *text = NULL;
-    size_t len = 0;
-    ct_status s = ct__jw_finish(w, path, &text, &len);
-    if (s != CT_OK) return s;
-    text[len] = '\n'; /* finish leaves room for the NUL; reuse it, length + 1 */
-    s = ct__write_file_atomic(path, text, len + 1);
-    free(text);
-    return s;
-}
 
 ct_status ct__peft_config_write(const char *dir, const ct__peft_config *c) {
     char *path = ct__path_join(dir, "adapter_config.json");
@@ -147,7 +137,7 @@ ct_status ct__peft_config_write(const char *dir, const ct__peft_config *c) {
     kv_bool(&w, "use_rslora", c->use_rslora);
     kv_null(&w, "velora_config");
     ct__jw_obj_end(&w);
-    s = write_json_file(path, &w);
+    s = ct__jw_write_file(path, &w);
     free(path);
     return s;
 }
@@ -451,5 +441,5 @@ ct_status ct__hf_config_write(const char *path, const ct_config *cfg) {
     if (gpt2) write_gpt2(&w, cfg);
     else write_llama_family(&w, cfg, mt);
     ct__jw_obj_end(&w);
-    return write_json_file(path, &w);
+    return ct__jw_write_file(path, &w);
 }

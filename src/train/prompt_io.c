@@ -60,14 +60,7 @@ ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model
         kv_null(&w, "tokenizer_kwargs");
         kv_str(&w, "tokenizer_name_or_path", tokenizer);
         ct__jw_obj_end(&w);
-        char *text = NULL;
-        size_t len = 0;
-        s = ct__jw_finish(&w, cj, &text, &len);
-        if (!s) {
-            text[len] = '\n';
-            s = ct__write_file_atomic(cj, text, len + 1);
-        }
-        free(text);
+        s = ct__jw_write_file(cj, &w);
     }
     free(st); free(cj);
     return s;
