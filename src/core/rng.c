@@ -1,4 +1,5 @@
 /* src/core/rng.c — xoshiro256** seeded by splitmix64 (see rng.h). */
+#include <math.h>
 #include "core/rng.h"
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -39,4 +40,10 @@ void ct__rng_shuffle(ct__rng *r, size_t *a, size_t n) {
         size_t j = (size_t)ct__rng_below(r, i);
         size_t t = a[i - 1]; a[i - 1] = a[j]; a[j] = t;
     }
+}
+
+double ct__rng_normal(ct__rng *r) {
+    const double u1 = ((double)(ct__rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
+    const double u2 = (double)(ct__rng_next(r) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }

@@ -301,17 +301,9 @@ static void init_values(ct__tmodel *t) {
     ct__rng rng;
     ct__rng_seed(&rng, t->o.seed);
     if (t->score) /* N(0, 0.02): transformers' initializer_range for score */
-        for (size_t j = 0; j < (size_t)t->o.cls_labels * g->dim; j++) {
-            double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53;
-            double u2 = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53;
-            t->score[j] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        }
+        for (size_t j = 0; j < (size_t)t->o.cls_labels * g->dim; j++) t->score[j] = (float)(0.02 * ct__rng_normal(&rng));
     if (t->prompt) /* N(0, 1), torch.nn.Embedding's init (PEFT's RANDOM); the trainer may overwrite it */
-        for (size_t j = 0; j < (size_t)t->o.n_virtual * g->dim; j++) {
-            double u1 = ((double)(ct__rng_next(&rng) >> 11) + 0.5) * 0x1.0p-53;
-            double u2 = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53;
-            t->prompt[j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        }
+        for (size_t j = 0; j < (size_t)t->o.n_virtual * g->dim; j++) t->prompt[j] = (float)ct__rng_normal(&rng);
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
