@@ -294,6 +294,7 @@ int cmd_compare(int argc, char **argv) {
     for (int i = 0; i < nm; i++) {
         row *r = &rows[i];
         snprintf(r->method, sizeof r->method, "%s", ml[i]);
+        r->ppl = NAN; /* no --general: no forgetting column */
         fprintf(stderr, "compare: %s ...\n", ml[i]);
         fflush(stderr);
         int fd[2];
