@@ -29,6 +29,7 @@
 
 ct_status ct__cls_features(ct__tmodel *t, const ct__cls_text *ex, size_t n_ex, float *feat) {
     const int C = t->cfg->dim, R = t->o.max_rows, S = t->o.max_seq;
+    const int MS = t->o.max_seqs > 0 ? t->o.max_seqs : R; /* prefix tuning's bound */
     int32_t *ids = ct__malloc(sizeof(int32_t) * (size_t)R), *tg = ct__malloc(sizeof(int32_t) * (size_t)R);
     int32_t *seq = ct__malloc(sizeof(int32_t) * ((size_t)R + 1));
     if (!ids || !tg || !seq) {
@@ -41,7 +42,7 @@ ct_status ct__cls_features(ct__tmodel *t, const ct__cls_text *ex, size_t n_ex, f
         int N = 0, ns = 0;
         size_t first = i;
         seq[0] = 0;
-        while (i < n_ex && N + ex[i].n <= R) {
+        while (i < n_ex && N + ex[i].n <= R && ns < MS) {
             if (ex[i].n <= 0 || ex[i].n > S) {
                 s = ct__err(CT_ERR_ARG, "features: text %zu has %d tokens (1..%d allowed)", i, ex[i].n, S);
                 break;

@@ -1,8 +1,11 @@
-/* src/train/prompt_io.c — prompt-tuning adapters as PEFT writes them
- * (prompt_io.h): the config keys of PromptTuningConfig.save_pretrained
- * (PEFT 0.21, sorted as its json.dumps(sort_keys=True)) and the one tensor.
- * Leaves out: prefix tuning (PREFIX_TUNING: per-layer key/value prefixes),
- * several adapters in one directory. */
+/* src/train/prompt_io.c — prompt- and prefix-tuning adapters as PEFT writes
+ * them (prompt_io.h): the config keys of PromptTuningConfig /
+ * PrefixTuningConfig.save_pretrained (PEFT 0.21, sorted as its
+ * json.dumps(sort_keys=True)) and the one tensor, "prompt_embeddings".
+ * Prefix tuning trained with the projection MLP saves the table the MLP
+ * makes, as PEFT does (prefix_projection stays true in the config; PEFT
+ * loads such an adapter for inference as a plain table, and so does ctune).
+ * Leaves out: several adapters in one directory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,9 @@ static void kv_str(ct_jw *w, const char *k, const char *v) {
 
 ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model, const char *init,
                           const char *init_text, const char *tokenizer) {
-    if (t->o.method != CT_TM_PROMPT || !t->prompt) return ct__err(CT_ERR_ARG, "ct__prompt_save: not prompt tuning");
+    const int prefix = t->o.method == CT_TM_PREFIX;
+    if (!prefix && (t->o.method != CT_TM_PROMPT || !t->prompt))
+        return ct__err(CT_ERR_ARG, "ct__prompt_save: not prompt or prefix tuning");
     ct_status s = ct__mkdir_p(dir);
     if (s) return s;
     const ct_config *g = t->cfg;
@@ -36,8 +41,36 @@ ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model
     }
     ct__st_out o = {.name = "prompt_embeddings", .dtype = CT_DT_F32, .ndim = 2,
                     .shape = {t->o.n_virtual, g->dim}, .src = t->prompt};
+    if (prefix) {
+        o.shape[1] = 2 * (int64_t)g->n_layers * t->kvd;
+        o.src = ct__tm_prefix_table(t);
+    }
     s = ct__st_write(st, &o, 1, "{\"format\":\"pt\"}");
-    if (!s) {
+    if (!s && prefix) {
+        ct_jw w;
+        ct__jw_init(&w, 1);
+        ct__jw_obj_begin(&w);
+        kv_null(&w, "auto_mapping");
+        kv_str(&w, "base_model_name_or_path", base_model);
+        kv_int(&w, "encoder_hidden_size", t->o.prefix_hidden > 0 ? t->o.prefix_hidden : t->kvd);
+        ct__jw_key(&w, "inference_mode");
+        ct__jw_bool(&w, 1);
+        kv_null(&w, "init_weights");
+        kv_null(&w, "modules_to_save");
+        kv_int(&w, "num_attention_heads", g->n_kv_heads);
+        kv_int(&w, "num_layers", g->n_layers);
+        kv_int(&w, "num_transformer_submodules", 1);
+        kv_int(&w, "num_virtual_tokens", t->o.n_virtual);
+        kv_str(&w, "peft_type", "PREFIX_TUNING");
+        kv_str(&w, "peft_version", CT_PEFT_FORMAT_VERSION);
+        ct__jw_key(&w, "prefix_projection");
+        ct__jw_bool(&w, t->o.prefix_hidden > 0);
+        kv_null(&w, "revision");
+        kv_str(&w, "task_type", "CAUSAL_LM");
+        kv_int(&w, "token_dim", t->kvd);
+        ct__jw_obj_end(&w);
+        s = ct__jw_write_file(cj, &w);
+    } else if (!s) {
         ct_jw w;
         ct__jw_init(&w, 1);
         ct__jw_obj_begin(&w);
@@ -84,7 +117,7 @@ int ct__is_prompt_adapter(const char *dir) {
     int yes = 0;
     if (read_config(dir, &j, &path) == CT_OK) {
         const char *pt = ct__json_get_str(j, "peft_type");
-        yes = pt && !strcmp(pt, "PROMPT_TUNING");
+        yes = pt && (!strcmp(pt, "PROMPT_TUNING") || !strcmp(pt, "PREFIX_TUNING"));
     }
     ct__json_free(j);
     free(path);
@@ -95,21 +128,28 @@ ct_status ct__prompt_opts_from_dir(const char *dir, const ct_config *g, ct__tm_o
     ct_json *j;
     char *path;
     ct_status s = read_config(dir, &j, &path);
-    int64_t k = 0, dim = 0, layers = 0;
+    int64_t k = 0, dim = 0, layers = 0, heads = 0;
     const char *pt = s ? NULL : ct__json_get_str(j, "peft_type");
-    if (!s && (!pt || strcmp(pt, "PROMPT_TUNING")))
-        s = ct__err(CT_ERR_UNSUPPORTED, "%s: peft_type %s is not PROMPT_TUNING", path, pt ? pt : "(missing)");
-    if (!s && (!ct__json_get_int(j, "num_virtual_tokens", &k) || k <= 0 || k > 1 << 16))
-        s = ct__err(CT_ERR_FORMAT, "%s: num_virtual_tokens must be a positive integer", path);
-    if (!s && ct__json_get_int(j, "token_dim", &dim) && dim != g->dim)
-        s = ct__err(CT_ERR_FORMAT, "%s: token_dim %lld, this model's hidden size is %d (another base model?)", path,
-                    (long long)dim, g->dim);
+    const int prefix = pt && !strcmp(pt, "PREFIX_TUNING"), kvd = g->n_kv_heads * g->head_dim;
+    if (!s && (!pt || (strcmp(pt, "PROMPT_TUNING") && !prefix)))
+        s = ct__err(CT_ERR_UNSUPPORTED, "%s: peft_type %s is not PROMPT_TUNING or PREFIX_TUNING", path,
+                    pt ? pt : "(missing)");
+    if (!s && (!ct__json_get_int(j, "num_virtual_tokens", &k) || k <= 0 || k > (prefix ? 4096 : 1 << 16)))
+        s = ct__err(CT_ERR_FORMAT, "%s: num_virtual_tokens must be a positive integer%s", path,
+                    prefix ? " (at most 4096)" : "");
+    if (!s && ct__json_get_int(j, "token_dim", &dim) && dim != (prefix ? kvd : g->dim))
+        s = ct__err(CT_ERR_FORMAT, "%s: token_dim %lld, this model's %s is %d (another base model?)", path,
+                    (long long)dim, prefix ? "key/value width" : "hidden size", prefix ? kvd : g->dim);
+    if (!s && prefix && ct__json_get_int(j, "num_attention_heads", &heads) && heads != g->n_kv_heads)
+        s = ct__err(CT_ERR_FORMAT, "%s: num_attention_heads %lld, this model has %d key/value heads (another base "
+                    "model?)", path, (long long)heads, g->n_kv_heads);
     if (!s && ct__json_get_int(j, "num_layers", &layers) && layers != g->n_layers)
         s = ct__err(CT_ERR_FORMAT, "%s: num_layers %lld, this model has %d (another base model?)", path,
                     (long long)layers, g->n_layers);
     if (!s) {
-        o->method = CT_TM_PROMPT;
+        o->method = prefix ? CT_TM_PREFIX : CT_TM_PROMPT;
         o->n_virtual = (int)k;
+        o->prefix_hidden = 0; /* a saved prefix is the table itself */
     }
     ct__json_free(j);
     free(path);
@@ -117,14 +157,17 @@ ct_status ct__prompt_opts_from_dir(const char *dir, const ct_config *g, ct__tm_o
 }
 
 ct_status ct__prompt_load(ct__tmodel *t, const char *dir) {
-    if (t->o.method != CT_TM_PROMPT) return ct__err(CT_ERR_ARG, "ct__prompt_load: not prompt tuning");
+    const int prefix = t->o.method == CT_TM_PREFIX;
+    if (!(t->o.method == CT_TM_PROMPT || (prefix && !t->pfx_emb)))
+        return ct__err(CT_ERR_ARG, "ct__prompt_load: not prompt tuning or a plain prefix table");
     char *path = ct__path_join(dir, "adapter_model.safetensors");
     if (!path) return ct__err(CT_ERR_NOMEM, "out of memory");
     ct_tstore ts;
     ct__tstore_init(&ts);
     ct_status s = ct__safetensors_load(path, &ts);
     const ct_tref *r = s ? NULL : ct__tstore_find(&ts, "prompt_embeddings");
-    const int K = t->o.n_virtual, C = t->cfg->dim;
+    const int K = t->o.n_virtual, C = prefix ? 2 * t->cfg->n_layers * t->kvd : t->cfg->dim;
+    float *dst = prefix ? t->prefix : t->prompt;
     if (!s && !r) s = ct__err(CT_ERR_FORMAT, "%s: no tensor 'prompt_embeddings'", path);
     if (!s && (r->ndim != 2 || r->shape[0] != K || r->shape[1] != C))
         s = ct__err(CT_ERR_FORMAT, "%s: prompt_embeddings is [%lld, %lld], this model needs [%d, %d]", path,
@@ -133,9 +176,9 @@ ct_status ct__prompt_load(ct__tmodel *t, const char *dir) {
         const uint8_t *d = r->data;
         uint16_t h;
         switch (r->dtype) {
-        case CT_DT_F32: memcpy(&t->prompt[i], d + 4 * i, 4); break;
-        case CT_DT_F16: memcpy(&h, d + 2 * i, 2); t->prompt[i] = ct__f16_to_f32(h); break;
-        case CT_DT_BF16: memcpy(&h, d + 2 * i, 2); t->prompt[i] = ct__bf16_to_f32(h); break;
+        case CT_DT_F32: memcpy(&dst[i], d + 4 * i, 4); break;
+        case CT_DT_F16: memcpy(&h, d + 2 * i, 2); dst[i] = ct__f16_to_f32(h); break;
+        case CT_DT_BF16: memcpy(&h, d + 2 * i, 2); dst[i] = ct__bf16_to_f32(h); break;
         default:
             s = ct__err(CT_ERR_UNSUPPORTED, "%s: prompt_embeddings is %s (F32, F16 or BF16 expected)", path,
                         ct_dtype_name(r->dtype));

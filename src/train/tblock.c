@@ -126,6 +126,127 @@ static ct__attn_shape attn_shape(const ct__tmodel *t, const ct__tm_batch *b) {
     return s;
 }
 
+/* ---- prefix tuning ------------------------------------------------------------ */
+
+/* Attention over [K prefix rows; sequence] for every sequence: the extended
+ * rows, sequence s at [eseq[s], eseq[s+1]) with its prefix first. A token at
+ * extended row K + i sees the K prefix keys and tokens 0..i, as transformers'
+ * attention over a cache of K entries; the prefix rows' own queries are zero
+ * and their outputs are dropped (their output gradient is zero, so they add
+ * nothing to any gradient). */
+static ct__attn_shape prefix_shape(ct__tmodel *t, const ct__tm_batch *b) {
+    const ct_config *g = t->cfg;
+    const int K = t->o.n_virtual;
+    for (int q = 0; q <= b->n_seq; q++) t->eseq[q] = b->seq[q] + q * K;
+    ct__attn_shape s = {.N = b->N + b->n_seq * K, .n_seq = b->n_seq, .seq = t->eseq, .NH = g->n_heads,
+                        .NKV = g->n_kv_heads, .HS = g->head_dim,
+                        .window = g->arch == CT_ARCH_GPT2 ? 0 : g->sliding_window, .q_ld = t->qd, .kv_ld = t->kvd,
+                        .out_ld = t->qd};
+    return s;
+}
+
+/* t->eq, ek, ev for layer l from the batch's q, k, v (row strides as->q_ld, kv_ld) and the table */
+static void prefix_gather(ct__tmodel *t, int l, const ct__tm_batch *b, const float *q, const float *k,
+                          const float *v, const ct__attn_shape *as) {
+    const int K = t->o.n_virtual, qd = t->qd, kvd = t->kvd;
+    const size_t T = 2 * (size_t)t->cfg->n_layers * kvd, fs = sizeof(float);
+    for (int s = 0; s < b->n_seq; s++) {
+        const int e0 = t->eseq[s];
+        for (int p = 0; p < K; p++) {
+            const float *kt = t->prefix + (size_t)p * T + (size_t)(2 * l) * kvd, *vt = kt + kvd;
+            float *ek = t->ek + (size_t)(e0 + p) * kvd;
+            memset(t->eq + (size_t)(e0 + p) * qd, 0, qd * fs);
+            for (int c = 0; c < kvd; c++) ek[c] = kt[t->pfx_kmap[c]];
+            memcpy(t->ev + (size_t)(e0 + p) * kvd, vt, kvd * fs);
+        }
+        for (int i = b->seq[s]; i < b->seq[s + 1]; i++) {
+            const size_t e = (size_t)(e0 + K + i - b->seq[s]);
+            memcpy(t->eq + e * qd, q + (size_t)i * as->q_ld, qd * fs);
+            memcpy(t->ek + e * kvd, k + (size_t)i * as->kv_ld, kvd * fs);
+            memcpy(t->ev + e * kvd, v + (size_t)i * as->kv_ld, kvd * fs);
+        }
+    }
+}
+
+/* Row of the extended layout holding batch row i of sequence s. */
+static inline size_t ext_row(const ct__tmodel *t, const ct__tm_batch *b, int s, int i) {
+    return (size_t)(t->eseq[s] + t->o.n_virtual + i - b->seq[s]);
+}
+
+static void attn_fwd(ct__tmodel *t, int l, const ct__tm_batch *b, float *att, float *probs, const float *q,
+                     const float *k, const float *v, const ct__attn_shape *as) {
+    if (!t->prefix) {
+        ct__attention_fwd(att, probs, q, k, v, as, t->pool);
+        return;
+    }
+    ct__attn_shape es = prefix_shape(t, b);
+    prefix_gather(t, l, b, q, k, v, as);
+    ct__attention_fwd(t->eo, probs, t->eq, t->ek, t->ev, &es, t->pool);
+    for (int s = 0; s < b->n_seq; s++)
+        for (int i = b->seq[s]; i < b->seq[s + 1]; i++)
+            memcpy(att + (size_t)i * t->qd, t->eo + ext_row(t, b, s, i) * t->qd, (size_t)t->qd * sizeof(float));
+}
+
+/* dq, dk, dv (row strides as->q_ld, kv_ld) from datt; the prefix rows' key and
+ * value gradients added to t->gprefix (sequences in order) */
+static void attn_bwd(ct__tmodel *t, int l, const ct__tm_batch *b, float *dq, float *dk, float *dv,
+                     const float *datt, const float *probs, const float *q, const float *k, const float *v,
+                     const ct__attn_shape *as) {
+    if (!t->prefix) {
+        ct__attention_bwd(dq, dk, dv, datt, probs, q, k, v, as, t->pool);
+        return;
+    }
+    const int K = t->o.n_virtual, qd = t->qd, kvd = t->kvd;
+    const size_t T = 2 * (size_t)t->cfg->n_layers * kvd, fs = sizeof(float);
+    ct__attn_shape es = prefix_shape(t, b);
+    prefix_gather(t, l, b, q, k, v, as);
+    for (int s = 0; s < b->n_seq; s++) {
+        memset(t->edo + (size_t)t->eseq[s] * qd, 0, (size_t)K * qd * fs);
+        for (int i = b->seq[s]; i < b->seq[s + 1]; i++)
+            memcpy(t->edo + ext_row(t, b, s, i) * qd, datt + (size_t)i * qd, qd * fs);
+    }
+    ct__attention_bwd(t->edq, t->edk, t->edv, t->edo, probs, t->eq, t->ek, t->ev, &es, t->pool);
+    for (int s = 0; s < b->n_seq; s++) {
+        for (int p = 0; p < K; p++) {
+            const size_t e = (size_t)(t->eseq[s] + p);
+            float *gk = t->gprefix + (size_t)p * T + (size_t)(2 * l) * kvd, *gv = gk + kvd;
+            const float *ek = t->edk + e * kvd, *ev = t->edv + e * kvd;
+            for (int c = 0; c < kvd; c++) gk[t->pfx_kmap[c]] += ek[c];
+            for (int c = 0; c < kvd; c++) gv[c] += ev[c];
+        }
+        for (int i = b->seq[s]; i < b->seq[s + 1]; i++) {
+            const size_t e = ext_row(t, b, s, i);
+            memcpy(dq + (size_t)i * as->q_ld, t->edq + e * qd, qd * fs);
+            memcpy(dk + (size_t)i * as->kv_ld, t->edk + e * kvd, kvd * fs);
+            memcpy(dv + (size_t)i * as->kv_ld, t->edv + e * kvd, kvd * fs);
+        }
+    }
+}
+
+/* PEFT's prefix_projection: table (K, T) = tanh(emb W1^T + b1) W2^T + b2 */
+static void prefix_table_fwd(ct__tmodel *t) {
+    if (!t->pfx_emb) return;
+    const int K = t->o.n_virtual, kvd = t->kvd, E = t->o.prefix_hidden, T = 2 * t->cfg->n_layers * kvd;
+    gemm(t, 0, 1, K, E, kvd, 1.0f, t->pfx_emb, kvd, t->pfx_w1, kvd, 0.0f, t->pfx_h, E);
+    for (int p = 0; p < K; p++)
+        for (int j = 0; j < E; j++) t->pfx_h[(size_t)p * E + j] = tanhf(t->pfx_h[(size_t)p * E + j] + t->pfx_b1[j]);
+    gemm(t, 0, 1, K, T, E, 1.0f, t->pfx_h, E, t->pfx_w2, E, 0.0f, t->prefix, T);
+    add_bias(t->prefix, t->pfx_b2, K, T);
+}
+
+/* The MLP's parameter gradients from the table's gradient t->gprefix. */
+static void prefix_table_bwd(ct__tmodel *t) {
+    if (!t->pfx_emb) return;
+    const int K = t->o.n_virtual, kvd = t->kvd, E = t->o.prefix_hidden, T = 2 * t->cfg->n_layers * kvd;
+    gemm(t, 1, 0, T, E, K, 1.0f, t->gprefix, T, t->pfx_h, E, 1.0f, t->gpfx_w2, E);
+    ct__bias_bwd(t->gpfx_b2, t->gprefix, K, T, t->pool);
+    gemm(t, 0, 0, K, E, T, 1.0f, t->gprefix, T, t->pfx_w2, E, 0.0f, t->pfx_dh, E);
+    for (size_t j = 0; j < (size_t)K * E; j++) t->pfx_dh[j] *= 1.0f - t->pfx_h[j] * t->pfx_h[j];
+    gemm(t, 1, 0, E, kvd, K, 1.0f, t->pfx_dh, E, t->pfx_emb, kvd, 1.0f, t->gpfx_w1, kvd);
+    ct__bias_bwd(t->gpfx_b1, t->pfx_dh, K, E, t->pool);
+    gemm(t, 0, 0, K, kvd, E, 1.0f, t->pfx_dh, E, t->pfx_w1, kvd, 1.0f, t->gpfx_emb, kvd);
+}
+
 /* ---- one block --------------------------------------------------------------- */
 
 static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
@@ -139,7 +260,7 @@ static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
     if (g->arch == CT_ARCH_GPT2) {
         ct__layernorm_fwd(A->h1, A->mu1, A->rs1, x, k->n1w.w, k->n1b.w, N, C, g->norm_eps, t->pool);
         lin_fwd(t, &k->lin[LIN_Q], A->q, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
-        ct__attention_fwd(A->att, A->probs, A->q, A->q + C, A->q + 2 * C, &as, t->pool);
+        attn_fwd(t, l, b, A->att, A->probs, A->q, A->q + C, A->q + 2 * C, &as);
         lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
         ct__residual_forward(A->mid, x, N * C);
         ct__layernorm_fwd(A->h2, A->mu2, A->rs2, A->mid, k->n2w.w, k->n2b.w, N, C, g->norm_eps, t->pool);
@@ -153,7 +274,7 @@ static void block_fwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
         ct__rope_apply(A->q, N, t->qd, g->n_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style, 0);
         ct__rope_apply(A->k, N, t->kvd, g->n_kv_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin,
                        g->rope_style, 0);
-        ct__attention_fwd(A->att, A->probs, A->q, A->k, A->v, &as, t->pool);
+        attn_fwd(t, l, b, A->att, A->probs, A->q, A->k, A->v, &as);
         lin_fwd(t, &k->lin[LIN_O], A->mid, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
         ct__residual_forward(A->mid, x, N * C);
         ct__rmsnorm_fwd(A->h2, A->rs2, A->mid, k->n2w.w, N, C, g->norm_eps, t->pool);
@@ -180,8 +301,7 @@ static void block_bwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
         lin_bwd(t, &k->lin[LIN_UP], t->dh, 0, t->dA, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
         ct__layernorm_bwd(dres, k->n2w.g, k->n2b.g, t->dh, A->mid, k->n2w.w, A->mu2, A->rs2, N, C, t->pool);
         lin_bwd(t, &k->lin[LIN_O], t->datt, 0, dres, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
-        ct__attention_bwd(t->dq, t->dq + C, t->dq + 2 * C, t->datt, A->probs, A->q, A->q + C, A->q + 2 * C, &as,
-                          t->pool);
+        attn_bwd(t, l, b, t->dq, t->dq + C, t->dq + 2 * C, t->datt, A->probs, A->q, A->q + C, A->q + 2 * C, &as);
         lin_bwd(t, &k->lin[LIN_Q], t->dh, 0, t->dq, A->h1, A->xa[LIN_Q], N, drop_seed(t, l, LIN_Q));
         ct__layernorm_bwd(dres, k->n1w.g, k->n1b.g, t->dh, x, k->n1w.w, A->mu1, A->rs1, N, C, t->pool);
         return;
@@ -191,7 +311,7 @@ static void block_bwd(ct__tmodel *t, int l, const ct__tm_batch *b) {
     lin_bwd(t, &k->lin[LIN_UP], t->dh, 1, t->dU, A->h2, A->xa[LIN_UP], N, drop_seed(t, l, LIN_UP));
     ct__rmsnorm_bwd(dres, k->n2w.g, t->dh, A->mid, k->n2w.w, A->rs2, N, C, t->pool);
     lin_bwd(t, &k->lin[LIN_O], t->datt, 0, dres, A->att, A->xa[LIN_O], N, drop_seed(t, l, LIN_O));
-    ct__attention_bwd(t->dq, t->dk, t->dv, t->datt, A->probs, A->q, A->k, A->v, &as, t->pool);
+    attn_bwd(t, l, b, t->dq, t->dk, t->dv, t->datt, A->probs, A->q, A->k, A->v, &as);
     ct__rope_apply(t->dq, N, t->qd, g->n_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style, 1);
     ct__rope_apply(t->dk, N, t->kvd, g->n_kv_heads, g->head_dim, t->pos, t->rope_cos, t->rope_sin, g->rope_style,
                    1);
@@ -309,6 +429,9 @@ static double head_fwd_bwd(ct__tmodel *t, const ct__tm_batch *b, float scale, in
 
 static ct_status check_batch(const ct__tmodel *t, const ct__tm_batch *b) {
     const ct_config *g = t->cfg;
+    if (t->o.method == CT_TM_PREFIX && b->n_seq > t->o.max_seqs)
+        return ct__err(CT_ERR_ARG, "training: %d sequences in a micro-batch (prefix tuning set up for %d)", b->n_seq,
+                       t->o.max_seqs);
     if (b->N <= 0 || b->N > t->o.max_rows || b->n_seq <= 0 || b->seq[0] != 0 || b->seq[b->n_seq] != b->N)
         return ct__err(CT_ERR_ARG, "training: bad micro-batch (%d rows, %d sequences; at most %d rows)", b->N,
                        b->n_seq, t->o.max_rows);
@@ -335,9 +458,11 @@ ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float sc
     if (s) return s;
     const ct_config *g = t->cfg;
     const int N = b->N, C = g->dim, L = g->n_layers;
+    const int p0 = t->o.method == CT_TM_PREFIX ? t->o.n_virtual : 0; /* prefix tuning: tokens after K cache rows */
     for (int q = 0; q < b->n_seq; q++)
-        for (int i = b->seq[q]; i < b->seq[q + 1]; i++) t->pos[i] = i - b->seq[q];
+        for (int i = b->seq[q]; i < b->seq[q + 1]; i++) t->pos[i] = p0 + i - b->seq[q];
     t->training = backward;
+    prefix_table_fwd(t);
     embed_fwd(t, b);
     for (int l = 0; l < L; l++) block_fwd(t, l, b);
     const float *xl = t->res + (size_t)L * N * C;
@@ -353,10 +478,12 @@ ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float sc
         ct__layernorm_bwd(t->dres, t->nfw.g, t->nfb.g, t->dh, xl, t->nfw.w, t->muf, t->rsf, N, C, t->pool);
     else
         ct__rmsnorm_bwd(t->dres, t->nfw.g, t->dh, xl, t->nfw.w, t->rsf, N, C, t->pool);
+    if (t->pfx_emb) memset(t->gprefix, 0, (size_t)t->o.n_virtual * 2 * L * t->kvd * sizeof(float));
     for (int l = L - 1; l >= 0; l--) {
         if (t->o.checkpointing) block_fwd(t, l, b);
         block_bwd(t, l, b);
     }
+    prefix_table_bwd(t);
     if (t->gwte) ct__embed_bwd(t->gwte, t->gwpe, t->dres, b->ids, t->pos, N, C, t->pool);
     if (t->gprompt) /* virtual tokens: their rows' input gradient, in row order */
         for (int i = 0; i < N; i++)
@@ -366,6 +493,11 @@ ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float sc
                 for (int c = 0; c < C; c++) gp[c] += d[c];
             }
     return CT_OK;
+}
+
+const float *ct__tm_prefix_table(ct__tmodel *t) {
+    prefix_table_fwd(t);
+    return t->prefix;
 }
 
 void ct__tm_set_dropout_seed(ct__tmodel *t, uint64_t seed) { t->drop_seed = seed; }

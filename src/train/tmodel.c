@@ -151,6 +151,19 @@ static void walk_params(ptab_b *b) {
         PARAM(t->prompt, t->gprompt, "prompt_embeddings", 2, t->o.n_virtual, C, 0, 0);
         return;
     }
+    if (t->o.method == CT_TM_PREFIX) { /* PEFT's PREFIX_TUNING tensor, or its PrefixEncoder's MLP */
+        const int K = t->o.n_virtual, T = 2 * g->n_layers * t->kvd, E = t->o.prefix_hidden;
+        if (E <= 0) {
+            PARAM(t->prefix, t->gprefix, "prompt_embeddings", 2, K, T, 0, 0);
+            return;
+        }
+        PARAM(t->pfx_emb, t->gpfx_emb, "prompt_encoder.embedding.weight", 2, K, t->kvd, 0, 0);
+        PARAM(t->pfx_w1, t->gpfx_w1, "prompt_encoder.transform.0.weight", 2, E, t->kvd, 0, 0);
+        PARAM(t->pfx_b1, t->gpfx_b1, "prompt_encoder.transform.0.bias", 1, E, 0, 0, 0);
+        PARAM(t->pfx_w2, t->gpfx_w2, "prompt_encoder.transform.2.weight", 2, T, E, 0, 0);
+        PARAM(t->pfx_b2, t->gpfx_b2, "prompt_encoder.transform.2.bias", 1, T, 0, 0, 0);
+        return;
+    }
     /* LoRA: A and B of each targeted layer, PEFT's names (then the classifier head) */
     if (t->o.cls_labels > 0 && t->o.method != CT_TM_LORA)
         PARAM(t->score, t->gscore, "score.weight", 2, t->o.cls_labels, C, 0, 0);
@@ -267,6 +280,14 @@ static void setup_blocks(ct__tmodel *t) {
     }
 }
 
+/* x[0..n) ~ U(-bound, bound) */
+static void uniform_fill(ct__rng *rng, float *x, size_t n, double bound) {
+    for (size_t j = 0; j < n; j++) {
+        double u = (double)(ct__rng_next(rng) >> 11) * 0x1.0p-53; /* [0, 1) */
+        x[j] = (float)((2.0 * u - 1.0) * bound);
+    }
+}
+
 /* After walk_params: copy the base weights into the trainable buffers (full),
  * or initialise A and B (LoRA). */
 static void init_values(ct__tmodel *t) {
@@ -304,15 +325,22 @@ static void init_values(ct__tmodel *t) {
         for (size_t j = 0; j < (size_t)t->o.cls_labels * g->dim; j++) t->score[j] = (float)(0.02 * ct__rng_normal(&rng));
     if (t->prompt) /* N(0, 1), torch.nn.Embedding's init (PEFT's RANDOM); the trainer may overwrite it */
         for (size_t j = 0; j < (size_t)t->o.n_virtual * g->dim; j++) t->prompt[j] = (float)ct__rng_normal(&rng);
+    if (t->o.method == CT_TM_PREFIX) { /* torch's defaults: Embedding N(0, 1), Linear U(+-1/sqrt(in)) */
+        const size_t K = (size_t)t->o.n_virtual, T = 2 * (size_t)g->n_layers * t->kvd, E = (size_t)t->o.prefix_hidden;
+        float *emb = E ? t->pfx_emb : t->prefix;
+        for (size_t j = 0; j < K * (E ? (size_t)t->kvd : T); j++) emb[j] = (float)ct__rng_normal(&rng);
+        if (E) {
+            uniform_fill(&rng, t->pfx_w1, E * t->kvd, 1.0 / sqrt((double)t->kvd));
+            uniform_fill(&rng, t->pfx_b1, E, 1.0 / sqrt((double)t->kvd));
+            uniform_fill(&rng, t->pfx_w2, T * E, 1.0 / sqrt((double)E));
+            uniform_fill(&rng, t->pfx_b2, T, 1.0 / sqrt((double)E));
+        }
+    }
     for (int l = 0; l < g->n_layers; l++)
         for (int i = 0; i < LIN_COUNT; i++) {
             ct__tlin *L = &t->blk[l].lin[i];
             if (!L->r) continue;
-            float bound = 1.0f / sqrtf((float)L->in);
-            for (size_t j = 0; j < (size_t)L->r * L->in; j++) {
-                double u = (double)(ct__rng_next(&rng) >> 11) * 0x1.0p-53; /* [0, 1) */
-                L->A[j] = (float)((2.0 * u - 1.0) * bound);
-            }
+            uniform_fill(&rng, L->A, (size_t)L->r * L->in, 1.0f / sqrtf((float)L->in));
             memset(L->B, 0, (size_t)L->out * L->r * sizeof(float));
         }
 }
@@ -334,8 +362,22 @@ static void want(plan *p, float **ptr, size_t n) {
 }
 
 static size_t attn_probs_bound(const ct__tmodel *t) {
-    /* sum of len^2 over sequences <= max_seq * N */
+    /* sum of len^2 over sequences <= max_seq * N (prefix tuning: over the extended rows) */
+    if (t->o.method == CT_TM_PREFIX)
+        return (size_t)t->cfg->n_heads * (size_t)(t->o.max_seq + t->o.n_virtual) * (size_t)t->e_rows;
     return (size_t)t->cfg->n_heads * (size_t)t->o.max_seq * (size_t)t->o.max_rows;
+}
+
+/* Positions a sequence can reach: prefix tuning's tokens start at K. */
+static int max_pos(const ct__tmodel *t) {
+    return t->o.max_seq + (t->o.method == CT_TM_PREFIX ? t->o.n_virtual : 0);
+}
+
+/* Prefix tuning's extended rows (t->o.max_seqs resolved). */
+static void prefix_dims(ct__tmodel *t) {
+    if (t->o.method != CT_TM_PREFIX) return;
+    if (t->o.max_seqs <= 0 || t->o.max_seqs > t->o.max_rows) t->o.max_seqs = t->o.max_rows;
+    t->e_rows = t->o.max_rows + t->o.max_seqs * t->o.n_virtual;
 }
 
 static void plan_acts(ct__tmodel *t, ct__tacts *A, plan *p) {
@@ -399,9 +441,29 @@ static ct_status act_plan(ct__tmodel *t, plan *p, size_t *total_out, float **xa_
     want(p, (float **)&t->tg, (size_t)t->head_rows);
     want(p, (float **)&t->hrows, N);
     if (t->wdeq_n) want(p, &t->wdeq, t->wdeq_n);
-    want(p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
-    want(p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)t->o.max_seq * (size_t)(g->head_dim / 2) : 0);
+    want(p, &t->rope_cos, g->arch == CT_ARCH_LLAMA ? (size_t)max_pos(t) * (size_t)(g->head_dim / 2) : 0);
+    want(p, &t->rope_sin, g->arch == CT_ARCH_LLAMA ? (size_t)max_pos(t) * (size_t)(g->head_dim / 2) : 0);
     want(p, (float **)&t->pos, N);
+    if (t->o.method == CT_TM_PREFIX) {
+        const size_t K = (size_t)t->o.n_virtual, T = 2 * (size_t)L * t->kvd, E = (size_t)t->o.prefix_hidden,
+                     Ne = (size_t)t->e_rows;
+        if (E) {
+            want(p, &t->prefix, K * T);
+            want(p, &t->gprefix, K * T);
+            want(p, &t->pfx_h, K * E);
+            want(p, &t->pfx_dh, K * E);
+        }
+        want(p, (float **)&t->pfx_kmap, (size_t)t->kvd);
+        want(p, (float **)&t->eseq, (size_t)t->o.max_seqs + 1);
+        want(p, &t->eq, Ne * (size_t)t->qd);
+        want(p, &t->ek, Ne * (size_t)t->kvd);
+        want(p, &t->ev, Ne * (size_t)t->kvd);
+        want(p, &t->eo, Ne * (size_t)t->qd);
+        want(p, &t->edq, Ne * (size_t)t->qd);
+        want(p, &t->edk, Ne * (size_t)t->kvd);
+        want(p, &t->edv, Ne * (size_t)t->kvd);
+        want(p, &t->edo, Ne * (size_t)t->qd);
+    }
     /* LoRA x A^T buffers, per block (or shared with checkpointing) */
     size_t nxa = 0;
     for (int l = 0; l < n_acts; l++)
@@ -449,8 +511,11 @@ static ct_status alloc_acts(ct__tmodel *t) {
         for (int i = 0; i < LIN_COUNT; i++)
             if (t->blk[l].lin[i].r) t->acts[l].xa[i] = xa_all + (xi++) * N * (size_t)t->o.lora_r;
     for (int l = n_acts; l < L; l++) t->acts[l] = t->acts[0];
-    if (g->arch == CT_ARCH_LLAMA)
-        ct__rope_tables(t->rope_cos, t->rope_sin, t->o.max_seq, g->head_dim, g->rope_theta);
+    if (g->arch == CT_ARCH_LLAMA) ct__rope_tables(t->rope_cos, t->rope_sin, max_pos(t), g->head_dim, g->rope_theta);
+    if (t->pfx_kmap) { /* our key column c holds the file's column kmap[c] (NORM rope: rows permuted) */
+        const int HS = g->head_dim, norm = g->arch == CT_ARCH_LLAMA && g->rope_style == CT_ROPE_NORM;
+        for (int c = 0; c < t->kvd; c++) t->pfx_kmap[c] = norm ? (int32_t)rope_file_row(c, HS) : c;
+    }
     return CT_OK;
 }
 
@@ -707,6 +772,19 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     if (o->method == CT_TM_PROMPT && (o->n_virtual <= 0 || o->n_virtual >= o->max_seq))
         return ct__err(CT_ERR_ARG, "prompt tuning: %d virtual tokens (1..%d for sequences of %d rows)", o->n_virtual,
                        o->max_seq - 1, o->max_seq);
+    if (o->method == CT_TM_PREFIX) {
+        if (o->n_virtual <= 0 || o->n_virtual > 4096 || o->prefix_hidden < 0 || o->prefix_hidden > 65536)
+            return ct__err(CT_ERR_ARG, "prefix tuning: %d virtual tokens (1..4096), projection %d (0..65536)",
+                           o->n_virtual, o->prefix_hidden);
+        if (o->cls_labels > 0)
+            return ct__err(CT_ERR_UNSUPPORTED, "prefix tuning classifies by label words (--words), not with a head");
+        if (g->arch == CT_ARCH_GPT2 && o->max_seq + o->n_virtual > g->max_seq_len)
+            return ct__err(CT_ERR_RANGE, "prefix tuning: %d prefix + %d tokens exceed GPT-2's %d positions; use "
+                           "--max-len %d", o->n_virtual, o->max_seq, g->max_seq_len, g->max_seq_len - o->n_virtual);
+        if (g->arch != CT_ARCH_GPT2 && g->sliding_window > 0 && o->max_seq + o->n_virtual > g->sliding_window)
+            return ct__err(CT_ERR_UNSUPPORTED, "prefix tuning: %d prefix + %d tokens exceed the sliding window (%d)",
+                           o->n_virtual, o->max_seq, g->sliding_window);
+    }
     ct__tmodel *t = ct__calloc(1, sizeof *t);
     if (!t) return ct__err(CT_ERR_NOMEM, "training: out of memory");
     t->m = m;
@@ -715,6 +793,7 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     t->qd = g->n_heads * g->head_dim;
     t->kvd = g->n_kv_heads * g->head_dim;
     t->qkv_out = g->arch == CT_ARCH_GPT2 ? 3 * g->dim : t->qd;
+    prefix_dims(t);
     t->scale = o->method == CT_TM_LORA
                    ? (o->rslora ? o->lora_alpha / sqrtf((float)o->lora_r) : o->lora_alpha / (float)o->lora_r)
                    : 0.0f;
@@ -844,6 +923,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
     t->qd = g->n_heads * g->head_dim;
     t->kvd = g->n_kv_heads * g->head_dim;
     t->qkv_out = g->arch == CT_ARCH_GPT2 ? 3 * g->dim : t->qd;
+    prefix_dims(t);
     t->blk = ct__calloc((size_t)g->n_layers, sizeof *t->blk);
     plan *p = ct__calloc(1, sizeof *p);
     if (!t->blk || !p) {
@@ -894,6 +974,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
         }
     if (o->method == CT_TM_FULL) numel = (size_t)ct_model_n_params(m);
     if (o->method == CT_TM_PROMPT) numel = (size_t)o->n_virtual * C;
+    if (o->method == CT_TM_PREFIX) numel = (size_t)o->n_virtual * 2 * (size_t)g->n_layers * (size_t)t->kvd;
     if (o->cls_labels > 0 && o->method != CT_TM_FULL) numel += (size_t)o->cls_labels * C;
     e->save_bytes = numel * sizeof(float);
     e->file_bytes = 8 + 96 * (size_t)b.np + numel * sizeof(float); /* header: ~96 bytes of JSON a tensor */

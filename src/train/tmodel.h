@@ -26,8 +26,17 @@
  * PROMPT: prompt tuning, n_virtual learned input embeddings ("prompt_embeddings"
  * (K, C), PEFT's tensor) in front of every sequence: a batch row whose id is
  * -(j+1) is virtual token j (its embedding is row j, its gradient goes there);
- * positions count the virtual tokens, as PEFT's concatenated inputs_embeds. */
-typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1, CT_TM_FROZEN = 2, CT_TM_PROMPT = 3 } ct__tm_method;
+ * positions count the virtual tokens, as PEFT's concatenated inputs_embeds.
+ * PREFIX: prefix tuning, n_virtual learned keys and values in front of every
+ * sequence in every layer (PEFT's PREFIX_TUNING: "prompt_embeddings"
+ * (K, layers * 2 * kv_dim), layer l's keys at columns [2l kv_dim, (2l+1) kv_dim)
+ * and its values after them, heads then head dims in Hugging Face's order).
+ * The prefix keys are not rotated; the sequence's tokens sit at positions
+ * K.., as transformers places them after a cache of K entries. With
+ * prefix_hidden > 0 the table is the output of PEFT's prefix_projection MLP
+ * (embedding (K, kv_dim) -> Linear(kv_dim, prefix_hidden) -> tanh ->
+ * Linear(prefix_hidden, layers * 2 * kv_dim)), whose weights are trained. */
+typedef enum { CT_TM_FULL = 0, CT_TM_LORA = 1, CT_TM_FROZEN = 2, CT_TM_PROMPT = 3, CT_TM_PREFIX = 4 } ct__tm_method;
 
 /* How LoRA keeps the frozen linear layers (QLoRA's --base-dtype). ASIS: as
  * loaded (f32 products; bf16 mode pre-packs them); the others convert each
@@ -64,7 +73,9 @@ typedef struct {
     int checkpointing;        /* save only each block's input; recompute in backward */
     int n_threads;            /* <= 0: all cores */
     ct__tm_base base;         /* LoRA: storage of the frozen linear layers (QLoRA: NF4) */
-    int n_virtual;            /* PROMPT: virtual tokens K */
+    int n_virtual;            /* PROMPT, PREFIX: virtual tokens K */
+    int prefix_hidden;        /* PREFIX: > 0: the reparameterization MLP's hidden size (PEFT's encoder_hidden_size) */
+    int max_seqs;             /* PREFIX: most sequences in one micro-batch (0: max_rows) */
     int cls_labels;           /* > 0: sequence classification with a trainable head `score` (cls_labels, C)
                                  instead of the LM head; a row's target is its label (the last row of each
                                  sequence), PEFT's SEQ_CLS modules_to_save tensor for LoRA */
@@ -152,6 +163,10 @@ void ct__tm_param_from_file(const ct__tmodel *t, const ct__tparam *p, const floa
  * with ct__tm_file_tensors_free. NULL when out of memory. */
 ct__st_out *ct__tm_file_tensors(const ct__tmodel *t, float **buf);
 void ct__tm_file_tensors_free(const ct__tmodel *t, ct__st_out *outs, float *buf);
+
+/* Prefix tuning: the key/value table (K, layers*2*kv_dim) in PEFT's layout,
+ * recomputed from the projection MLP when there is one. */
+const float *ct__tm_prefix_table(ct__tmodel *t);
 
 /* The LoRA scale (alpha/r or alpha/sqrt(r)). */
 float ct__tm_lora_scale(const ct__tmodel *t);

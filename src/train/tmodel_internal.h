@@ -69,6 +69,19 @@ struct ct__tmodel {
     float *whead, *gwhead;     /* (V,C): == wte when tied; NULL when frozen */
     float *prompt, *gprompt;   /* (K,C) prompt tuning's virtual token embeddings, or NULL */
     float *score, *gscore;     /* (cls_labels, C) classification head, or NULL */
+    /* prefix tuning: attention runs over [K prefix rows; sequence] for each
+       sequence, the prefix rows' queries zero and their outputs dropped */
+    float *prefix, *gprefix;   /* (K, L*2*kvd) key/value table (HF layout) and its gradient: the parameter,
+                                  or (projection) buffers the MLP fills / reads */
+    float *pfx_emb, *gpfx_emb; /* projection: (K, kvd) */
+    float *pfx_w1, *gpfx_w1, *pfx_b1, *gpfx_b1; /* (E, kvd) (E) */
+    float *pfx_w2, *gpfx_w2, *pfx_b2, *gpfx_b2; /* (L*2*kvd, E) (L*2*kvd) */
+    float *pfx_h, *pfx_dh;     /* (K, E) tanh output and its gradient */
+    int32_t *pfx_kmap;         /* (kvd) file column of our key column (RoPE NORM rows permuted) */
+    int32_t *eseq;             /* (max_seqs + 1) row offsets of the extended sequences */
+    float *eq, *ek, *ev, *eo;  /* (Ne, qd) (Ne, kvd) (Ne, kvd) (Ne, qd), Ne = e_rows */
+    float *edq, *edk, *edv, *edo;
+    int e_rows;
     void *pk_head_fwd, *pk_head_bwd; /* bf16: the head packed (K=C,N=V / K=V,N=C): once (frozen, LoRA)
                                         or at each run (trainable, head_repack) */
     int head_repack;
