@@ -32,6 +32,8 @@ static const char *HEAD_USAGE =
     "  modules_to_save); --r (8) --alpha (16) --targets (q,v); lr default 1e-3, epochs 3\n"
     "  prompt: prompt tuning scored by label words, --words LABEL=WORD,... [--prefix T --suffix T]\n"
     "  --num-virtual-tokens K (8); lr default 3e-2 (PEFT PROMPT_TUNING adapter + the words)\n"
+    "  prefix: prefix tuning, the same way: K learned keys/values per layer, starting as the cache of\n"
+    "  K sampled tokens, or --prefix-projection H (PEFT's MLP); lr default 1e-2 (PREFIX_TUNING adapter)\n"
     "  --val FILE | --val-split F (0.1, stratified)   --epochs N (30)  --batch N (32)  --lr X (1e-2)\n"
     "  --weight-decay X (0.01)  --patience N (5 epochs without a better val accuracy)  --seed S\n"
     "  --text-column C --label-column L  --max-len N (256)  --skip-bad-rows\n"
@@ -62,7 +64,11 @@ int cmd_train_head(int argc, char **argv) {
             else if (!strcmp(mm, "lora")) { o.head_only = 0; o.method = CT_METHOD_LORA; }
             else if (!strcmp(mm, "qlora")) { o.head_only = 0; o.method = CT_METHOD_QLORA; }
             else if (!strcmp(mm, "prompt")) { o.head_only = 0; o.method = CT_METHOD_PROMPT; }
-            else { fprintf(stderr, "ctune train --task classify: --method %s: use head, lora or qlora\n", mm); return 2; }
+            else if (!strcmp(mm, "prefix")) { o.head_only = 0; o.method = CT_METHOD_PREFIX; }
+            else {
+                fprintf(stderr, "ctune train --task classify: --method %s: use head, lora, qlora, prompt or prefix\n", mm);
+                return 2;
+            }
         }
         else if (!strcmp(a, "--task") && more) i++; /* classify (checked by cmd_train) */
         else if (!strcmp(a, "--targets") && more) o.targets = argv[++i];
@@ -70,6 +76,7 @@ int cmd_train_head(int argc, char **argv) {
         else if (!strcmp(a, "--prefix") && more) o.prefix = argv[++i];
         else if (!strcmp(a, "--suffix") && more) o.suffix = argv[++i];
         else if (!strcmp(a, "--num-virtual-tokens") && more) { if (!cli_parse_int(a, argv[++i], 1, 4096, &v)) return 2; o.num_virtual_tokens = (int)v; }
+        else if (!strcmp(a, "--prefix-projection") && more) { if (!cli_parse_int(a, argv[++i], 1, 65536, &v)) return 2; o.prefix_projection = (int)v; }
         else if (!strcmp(a, "--r") && more) { if (!cli_parse_int(a, argv[++i], 1, 4096, &v)) return 2; o.lora_r = (int)v; }
         else if (!strcmp(a, "--alpha") && more) { if (!cli_parse_float(a, argv[++i], 0, 1e6, &d)) return 2; o.lora_alpha = (float)d; }
         else if (!strcmp(a, "--data") && more) o.data_path = argv[++i];
@@ -111,11 +118,18 @@ int cmd_train_head(int argc, char **argv) {
         o.words = ww;
         o.word_labels = wl;
     }
-    if (!o.head_only && o.method == CT_METHOD_PROMPT && !words) {
-        fprintf(stderr, "ctune train --task classify --method prompt: give the label words, --words LABEL=WORD,...\n");
+    const int soft = o.method == CT_METHOD_PROMPT || o.method == CT_METHOD_PREFIX;
+    if (!o.head_only && soft && !words) {
+        fprintf(stderr, "ctune train --task classify --method %s: give the label words, --words LABEL=WORD,...\n",
+                o.method == CT_METHOD_PREFIX ? "prefix" : "prompt");
         return 2;
     }
-    if (!o.head_only && !lr_set) o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : 1e-3f;
+    if (o.prefix_projection && (o.head_only || o.method != CT_METHOD_PREFIX)) {
+        fprintf(stderr, "ctune train: --prefix-projection is for --method prefix\n");
+        return 2;
+    }
+    if (!o.head_only && !lr_set)
+        o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : o.method == CT_METHOD_PREFIX ? 1e-2f : 1e-3f;
     if (!o.head_only && !ep_set) o.epochs = 3;
     if (!o.head_only && !b_set) o.batch = 8;
     ct_model *m = NULL;
@@ -131,7 +145,10 @@ int cmd_train_head(int argc, char **argv) {
                 r.n_labels, (long long)r.trainable, r.feature_seconds, r.train_seconds, r.epochs_run, r.best_epoch);
     else
         fprintf(stderr, "done: %s of %d labels (%lld trainable parameters), %.1f s (%d epochs, best %d)",
-                o.method == CT_METHOD_PROMPT ? "prompt tuning" : "LoRA + head", r.n_labels, (long long)r.trainable,
+                o.method == CT_METHOD_PROMPT   ? "prompt tuning"
+                : o.method == CT_METHOD_PREFIX ? "prefix tuning"
+                                               : "LoRA + head",
+                r.n_labels, (long long)r.trainable,
                 r.train_seconds, r.epochs_run, r.best_epoch);
     if (r.n_val)
         fprintf(stderr, ", val accuracy %.4f, macro-F1 %.4f (%zu examples)", r.val_accuracy, r.val_macro_f1, r.n_val);

@@ -4,7 +4,7 @@
  *   method, trainable parameters (count, % of the model), adapter/head file
  *   size, training time, peak RSS, validation accuracy and macro-F1, and
  *   forgetting: the perplexity of a general text with the method's weights
- *   (only LoRA/QLoRA change the base's weights; a head, a prompt or label
+ *   (only LoRA/QLoRA change the base's weights; a head, a prompt, a prefix or label
  *   words leave them as they are).
  * Each method runs in its own child process (fork), so its peak RSS is its
  * own; the validation split is the same stratified split in every child
@@ -26,7 +26,7 @@
 static const char *USAGE =
     "usage: ctune compare MODEL --data FILE --words LABEL=WORD,... -o WORKDIR [options]\n"
     "  runs each method on the same data and split and prints one table\n"
-    "  --methods LIST       zero-shot,few-shot,head,prompt,lora,qlora (default: all of them)\n"
+    "  --methods LIST       zero-shot,few-shot,head,prompt,prefix,lora,qlora (default: all of them)\n"
     "  --val FILE | --val-split F (0.2)   --seed S (42)   --max-len N (256)\n"
     "  --shots K (4)        demonstrations for few-shot   --prefix T --suffix T (label-word template)\n"
     "  --general FILE.txt   general text for forgetting (perplexity with each method's weights)\n"
@@ -187,8 +187,11 @@ static void run_method(const setup *S, const char *meth, row *r) {
         o.quiet = 1;
         if (strcmp(meth, "head")) {
             o.head_only = 0;
-            o.method = !strcmp(meth, "lora") ? CT_METHOD_LORA : !strcmp(meth, "qlora") ? CT_METHOD_QLORA : CT_METHOD_PROMPT;
-            o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : 1e-3f;
+            o.method = !strcmp(meth, "lora")     ? CT_METHOD_LORA
+                       : !strcmp(meth, "qlora")  ? CT_METHOD_QLORA
+                       : !strcmp(meth, "prefix") ? CT_METHOD_PREFIX
+                                                 : CT_METHOD_PROMPT;
+            o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : o.method == CT_METHOD_PREFIX ? 1e-2f : 1e-3f;
             o.epochs = 3;
             o.batch = 8;
             o.words = S->ww;
@@ -226,7 +229,7 @@ static void run_method(const setup *S, const char *meth, row *r) {
 
 int cmd_compare(int argc, char **argv) {
     setup S = {.val_split = 0.2, .seed = 42, .max_len = 256, .shots = 4};
-    const char *methods = "zero-shot,few-shot,head,prompt,lora,qlora", *words = NULL, *csv = NULL, *json = NULL;
+    const char *methods = "zero-shot,few-shot,head,prompt,prefix,lora,qlora", *words = NULL, *csv = NULL, *json = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -269,14 +272,14 @@ int cmd_compare(int argc, char **argv) {
     }
     S.wl = wl;
     S.ww = ww;
-    static const char *const known[] = {"zero-shot", "few-shot", "head", "prompt", "lora", "qlora"};
+    static const char *const known[] = {"zero-shot", "few-shot", "head", "prompt", "prefix", "lora", "qlora"};
     for (char *tk = strtok(mbuf, ","); tk && nm < 16; tk = strtok(NULL, ",")) {
         int ok = 0;
-        for (int k = 0; k < 6; k++) ok |= !strcmp(tk, known[k]);
+        for (int k = 0; k < 7; k++) ok |= !strcmp(tk, known[k]);
         if (!ok) {
             fprintf(stderr, "ctune compare: method '%s' %s; use %s\n", tk,
-                    !strcmp(tk, "prefix") || !strcmp(tk, "full") ? "is not implemented yet" : "is unknown",
-                    "zero-shot, few-shot, head, prompt, lora, qlora");
+                    !strcmp(tk, "full") ? "is not implemented yet" : "is unknown",
+                    "zero-shot, few-shot, head, prompt, prefix, lora, qlora");
             return 2;
         }
         ml[nm++] = tk;

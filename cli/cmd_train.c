@@ -9,7 +9,7 @@
 #include "cli.h"
 
 static const char *USAGE =
-    "usage: ctune train MODEL --data FILE --method full|lora|qlora|prompt|head -o OUTDIR [options]\n"
+    "usage: ctune train MODEL --data FILE --method full|lora|qlora|prompt|prefix|head -o OUTDIR [options]\n"
     "  head: a classifier head on the frozen base (`ctune train --method head --help`)\n"
     "  qlora: LoRA over the linear layers quantized to 4-bit NF4 on load (double-quantized\n"
     "         scales, bitsandbytes' format); gradient checkpointing on unless --no-grad-checkpoint\n"
@@ -18,6 +18,9 @@ static const char *USAGE =
     "  prompt: prompt tuning, --num-virtual-tokens K (8) learned input embeddings before every\n"
     "         sequence, the base frozen (PEFT's PROMPT_TUNING adapter); lr default 3e-2\n"
     "  --prompt-init random|vocab|text  N(0,1), sampled vocabulary embeddings, or --prompt-init-text T\n"
+    "  prefix: prefix tuning, --num-virtual-tokens K (8) learned keys and values in front of every\n"
+    "         sequence in every layer (PEFT's PREFIX_TUNING adapter); lr default 1e-2\n"
+    "  --prefix-projection H  train the prefix through PEFT's MLP (hidden H); saved as the table it makes\n"
     "data:\n"
     "  --data FILE          .jsonl/.json ({\"text\"}, {\"prompt\",\"completion\"}, Alpaca, {\"messages\"}) or .txt\n"
     "  --val FILE           validation data (else --val-split of --data)\n"
@@ -79,6 +82,7 @@ static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int
     const char *meth = o->method == CT_METHOD_FULL     ? "full"
                        : o->method == CT_METHOD_LORA   ? "lora"
                        : o->method == CT_METHOD_PROMPT ? "prompt"
+                       : o->method == CT_METHOD_PREFIX ? "prefix"
                                                        : "qlora";
     const char *base = o->method != CT_METHOD_QLORA        ? "as stored"
                        : o->base_dtype == CT_BASE_Q8       ? "q8"
@@ -101,7 +105,7 @@ static int print_plan(const char *path, ct_model *m, const ct_train_opts *o, int
            p.n_params >= 1000000000 ? (double)p.n_params / 1e9 : (double)p.n_params / 1e6,
            p.n_params >= 1000000000 ? " B" : " M");
     printf("method %s", meth);
-    if (o->method == CT_METHOD_PROMPT) printf(" (%d virtual tokens)", o->num_virtual_tokens);
+    if (o->method == CT_METHOD_PROMPT || o->method == CT_METHOD_PREFIX) printf(" (%d virtual tokens)", o->num_virtual_tokens);
     else if (o->method != CT_METHOD_FULL) printf(" (r %d on %s, base %s)", o->lora_r, o->targets, base);
     printf(", %d rows per micro-batch (%d-token sequences), checkpointing %s, precision %s\n", p.max_rows, p.max_seq,
            o->checkpointing ? "on" : "off", o->bf16 ? "bf16" : "f32");
@@ -161,6 +165,7 @@ static int train_or_plan(int argc, char **argv, int plan) {
         INT("--max-len", 2, 1 << 20, o.data.max_len)
         INT("--r", 1, 4096, o.lora_r)
         INT("--num-virtual-tokens", 1, 4096, o.num_virtual_tokens)
+        INT("--prefix-projection", 1, 65536, o.prefix_projection)
         FLT("--alpha", 0, 1e6, o.lora_alpha)
         FLT("--dropout", 0, 0.99, o.lora_dropout)
         FLT("--weight-decay", 0, 10, o.weight_decay)
@@ -218,7 +223,12 @@ static int train_or_plan(int argc, char **argv, int plan) {
     else if (!strcmp(method, "lora")) o.method = CT_METHOD_LORA;
     else if (!strcmp(method, "qlora")) o.method = CT_METHOD_QLORA;
     else if (!strcmp(method, "prompt")) o.method = CT_METHOD_PROMPT;
-    else { fprintf(stderr, "ctune train: --method %s: use full, lora, qlora or prompt\n", method); return 2; }
+    else if (!strcmp(method, "prefix")) o.method = CT_METHOD_PREFIX;
+    else { fprintf(stderr, "ctune train: --method %s: use full, lora, qlora, prompt or prefix\n", method); return 2; }
+    if (o.prefix_projection && o.method != CT_METHOD_PREFIX) {
+        fprintf(stderr, "ctune train: --prefix-projection is for --method prefix\n");
+        return 2;
+    }
     if (base) {
         if (o.method != CT_METHOD_QLORA) {
             fprintf(stderr, "ctune train: --base-dtype is for --method qlora (LoRA over a converted base)\n");
@@ -230,7 +240,11 @@ static int train_or_plan(int argc, char **argv, int plan) {
         else if (!strcmp(base, "f32")) o.base_dtype = CT_BASE_F32;
         else { fprintf(stderr, "ctune train: --base-dtype %s: use nf4, q8, bf16 or f32\n", base); return 2; }
     }
-    if (!lr_set) o.lr = o.method == CT_METHOD_FULL ? 5e-5f : o.method == CT_METHOD_PROMPT ? 3e-2f : 2e-4f;
+    if (!lr_set)
+        o.lr = o.method == CT_METHOD_FULL     ? 5e-5f
+               : o.method == CT_METHOD_PROMPT ? 3e-2f
+               : o.method == CT_METHOD_PREFIX ? 1e-2f
+                                              : 2e-4f;
     if (o.prompt_init_text && o.prompt_init != CT_PROMPT_INIT_TEXT) o.prompt_init = CT_PROMPT_INIT_TEXT;
     if (ckpt_set >= 0) o.checkpointing = ckpt_set;
     else o.checkpointing = o.method == CT_METHOD_QLORA; /* on by default for QLoRA */

@@ -20,15 +20,18 @@ extern "C" {
 #endif
 
 typedef struct {
-    ct_method method;       /* CT_METHOD_FULL is not supported here; LORA / QLORA: LoRA on the base and the
+    ct_method method;       /* FULL: every weight and the head; LORA / QLORA: LoRA on the base and the
                                head trained together (PEFT SEQ_CLS, score in modules_to_save); anything
                                else: the head alone on the frozen base (features computed once) */
     int head_only;          /* 1 (default): the head alone, whatever method says */
     int lora_r;             /* LoRA: default 8 */
     float lora_alpha;       /* default 16 */
     const char *targets;    /* default "q,v" */
-    /* PROMPT: prompt tuning scored by label words (the loss on each label's word after the prompt) */
+    /* PROMPT: prompt tuning scored by label words (the loss on each label's word after the prompt);
+       PREFIX: prefix tuning, the same way (the prefix starts as the key/value cache of sampled
+       vocabulary tokens, or PEFT's projection MLP with prefix_projection > 0) */
     int num_virtual_tokens; /* default 8 */
+    int prefix_projection;  /* PREFIX: > 0 the MLP's hidden size */
     const char *const *words;       /* (n_words) label words ... */
     const char *const *word_labels; /* ... and the labels they stand for (every training label needs one) */
     int n_words;

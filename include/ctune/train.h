@@ -27,7 +27,12 @@ extern "C" {
  * checkpointing is on by default for it (the CLI's --no-grad-checkpoint). */
 /* PROMPT: prompt tuning, num_virtual_tokens learned input embeddings before
  * every sequence (PEFT's PROMPT_TUNING), the base frozen. */
-typedef enum { CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2, CT_METHOD_PROMPT = 3 } ct_method;
+/* PREFIX: prefix tuning, num_virtual_tokens learned keys and values in front
+ * of every sequence in every layer (PEFT's PREFIX_TUNING), the base frozen;
+ * prefix_projection > 0 trains them through PEFT's reparameterization MLP. */
+typedef enum {
+    CT_METHOD_FULL = 0, CT_METHOD_LORA = 1, CT_METHOD_QLORA = 2, CT_METHOD_PROMPT = 3, CT_METHOD_PREFIX = 4
+} ct_method;
 
 /* How prompt tuning's virtual tokens start: N(0, 1) (PEFT's RANDOM), the
  * embeddings of tokens sampled from the vocabulary (SAMPLE_VOCAB), or of a
@@ -42,7 +47,8 @@ typedef struct {
     ct_method method;
     ct_base_dtype base_dtype; /* QLoRA only */
     /* prompt tuning */
-    int num_virtual_tokens;   /* default 8 */
+    int num_virtual_tokens;   /* default 8 (prompt and prefix tuning) */
+    int prefix_projection;    /* prefix tuning: > 0: hidden size of the reparameterization MLP (0: off) */
     ct_prompt_init prompt_init;
     const char *prompt_init_text;
     /* LoRA */

@@ -285,7 +285,7 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
         s = train_lora_head(m, o, tr, va, ms, res);
         goto done;
     }
-    if (!o->head_only && o->method == CT_METHOD_PROMPT) {
+    if (!o->head_only && (o->method == CT_METHOD_PROMPT || o->method == CT_METHOD_PREFIX)) {
         s = train_prompt_cls(m, o, tr, va, res);
         goto done;
     }
@@ -525,12 +525,13 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
     ct_status s = prompt_dir ? ct__prompt_opts_from_dir(prompt_dir, &m->cfg, &po) : CT_OK;
     if (s) return s;
     prompts P;
-    if ((s = build_prompts(tok, d, o, po.n_virtual, &P))) return s;
+    if ((s = build_prompts(tok, d, o, po.method == CT_TM_PROMPT ? po.n_virtual : 0, &P))) return s;
     ct__tmodel *t = NULL;
     if (prompt_dir) {
         po.max_seq = P.max_seq;
         po.max_rows = P.max_seq * 16 < 2048 ? 2048 : P.max_seq * 16;
         po.checkpointing = 1;
+        po.max_seqs = po.method == CT_TM_PREFIX ? 16 : 0;
         po.n_threads = o->n_threads;
         po.bf16 = o->bf16;
         s = ct__tm_create(m, &po, &t);
@@ -547,7 +548,8 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
 /* ---- prompt tuning for classification ----------------------------------------- */
 
 /* head_config.json of a prompt-tuned classifier: the labels, their words and the template */
-static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co, const char *base_model) {
+static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co, const char *base_model,
+                                    const char *method) {
     char *cj = ct__path_join(dir, "head_config.json");
     if (!cj) return ct__err(CT_ERR_NOMEM, "out of memory");
     ct_jw w;
@@ -561,7 +563,7 @@ static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co,
     for (int k = 0; k < co->n_labels; k++) ct__jw_str(&w, co->labels[k]);
     ct__jw_arr_end(&w);
     ct__jw_key(&w, "method");
-    ct__jw_str(&w, "prompt");
+    ct__jw_str(&w, method);
     ct__jw_key(&w, "prefix");
     ct__jw_str(&w, co->prefix ? co->prefix : "");
     ct__jw_key(&w, "suffix");
@@ -621,9 +623,11 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
                                   const ct_cls_dataset *va, ct_head_result *res) {
     ct_tokenizer *tok = ct_model_tokenizer(m);
     const int K = ct_cls_dataset_num_labels(tr), nv = o->num_virtual_tokens > 0 ? o->num_virtual_tokens : 8;
-    const int B = o->batch > 0 ? o->batch : 8;
-    if (!o->words || !o->word_labels) return ct__err(CT_ERR_ARG, "prompt tuning for classification needs label words (--words)");
-    if (K > 64) return ct__err(CT_ERR_ARG, "prompt tuning: %d labels (at most 64)", K);
+    const int B = o->batch > 0 ? o->batch : 8, prefix = o->method == CT_METHOD_PREFIX;
+    const char *what = prefix ? "prefix" : "prompt";
+    if (!o->words || !o->word_labels)
+        return ct__err(CT_ERR_ARG, "%s tuning for classification needs label words (--words)", what);
+    if (K > 64) return ct__err(CT_ERR_ARG, "%s tuning: %d labels (at most 64)", what, K);
     const char *labs[64], *wds[64];
     for (int k = 0; k < K; k++) { /* the words in the training set's label order */
         labs[k] = ct_cls_dataset_label(tr, k);
@@ -635,21 +639,33 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
     ct_classify_opts co = {.words = wds, .labels = labs, .n_labels = K, .prefix = o->prefix, .suffix = o->suffix,
                            .max_len = o->data.max_len > 0 ? o->data.max_len + 64 : 512};
     prompts Pt, Pv = {0};
-    ct_status s = build_prompts(tok, tr, &co, nv, &Pt);
+    const int rows = prefix ? 0 : nv; /* prefix tuning adds no rows */
+    ct_status s = build_prompts(tok, tr, &co, rows, &Pt);
     if (s) return s;
-    if (va && (s = build_prompts(tok, va, &co, nv, &Pv))) { prompts_free(&Pt); return s; }
+    if (va && (s = build_prompts(tok, va, &co, rows, &Pv))) { prompts_free(&Pt); return s; }
     int ms = Pt.max_seq > Pv.max_seq ? Pt.max_seq : Pv.max_seq;
-    ct__tm_opts to = {.method = CT_TM_PROMPT, .n_virtual = nv, .max_seq = ms, .max_rows = ms * B,
-                      .checkpointing = 0, .n_threads = o->n_threads, .bf16 = o->bf16, .seed = o->seed};
+    ct__tm_opts to = {.method = prefix ? CT_TM_PREFIX : CT_TM_PROMPT, .n_virtual = nv, .max_seq = ms,
+                      .max_rows = ms * B, .max_seqs = prefix ? B : 0,
+                      .prefix_hidden = prefix ? o->prefix_projection : 0, .checkpointing = 0,
+                      .n_threads = o->n_threads, .bf16 = o->bf16, .seed = o->seed};
     ct__tmodel *t = NULL;
     if ((s = ct__tm_create(m, &to, &t))) { prompts_free(&Pt); prompts_free(&Pv); return s; }
     size_t np, ntr = Pt.n, nva = Pv.n;
     float *p = ct__tm_params(t, &np);
-    { /* start from the embeddings of sampled vocabulary tokens (PEFT's SAMPLE_VOCAB) */
+    { /* start from sampled vocabulary tokens: their embeddings (PEFT's SAMPLE_VOCAB) or, prefix
+         tuning, the key/value cache they leave (the MLP, with a projection, keeps its own init) */
         uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
-        for (int j = 0; j < nv; j++) {
+        int32_t vid[4096];
+        for (int j = 0; j < nv && j < 4096; j++) {
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            ct__mat_row_f32(&m->tok_emb, (int)((x >> 33) % (uint64_t)m->cfg.vocab_size), p + (size_t)j * m->cfg.dim);
+            vid[j] = (int32_t)((x >> 33) % (uint64_t)m->cfg.vocab_size);
+            if (!prefix) ct__mat_row_f32(&m->tok_emb, vid[j], p + (size_t)j * m->cfg.dim);
+        }
+        if (prefix && !o->prefix_projection && (s = ct__tm_prefix_from_ids(t, vid, nv < 4096 ? nv : 4096))) {
+            ct__tm_free(t);
+            prompts_free(&Pt);
+            prompts_free(&Pv);
+            return s;
         }
     }
     float *mom = ct__calloc(np, sizeof(float)), *vel = ct__calloc(np, sizeof(float));
@@ -657,7 +673,12 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
     size_t *perm = ct__malloc(sizeof(size_t) * (ntr ? ntr : 1));
     int *pred = ct__malloc(sizeof(int) * (nva ? nva : 1)), *gold = ct__malloc(sizeof(int) * (nva ? nva : 1));
     if (!mom || !vel || !best || !perm || !pred || !gold) s = ct__err(CT_ERR_NOMEM, "out of memory");
-    res->trainable = (int64_t)nv * m->cfg.dim;
+    {
+        int ntab;
+        const ct__tparam *tab = ct__tm_ptable(t, &ntab);
+        res->trainable = 0;
+        for (int i = 0; i < ntab; i++) res->trainable += (int64_t)tab[i].n;
+    }
     const int E = o->epochs > 0 ? o->epochs : 3;
     ct__adamw_opts ao = {.lr = o->lr > 0 ? o->lr : 3e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                          .weight_decay = 0, .sched = CT_SCHED_CONSTANT, .total = 1 << 30, .clip = 0};
@@ -679,7 +700,7 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
         for (size_t i = 0; i < nva; i++) ok += pred[i] == gold[i];
         const double acc = (double)ok / (double)nva;
         if (!o->quiet)
-            fprintf(stderr, "prompt epoch %d/%d  train loss %.4f  val acc %.4f\n", e, E, res->train_loss, acc);
+            fprintf(stderr, "%s epoch %d/%d  train loss %.4f  val acc %.4f\n", what, e, E, res->train_loss, acc);
         if (acc > best_acc) {
             best_acc = acc;
             memcpy(best, p, sizeof(float) * np);
@@ -702,7 +723,7 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
         }
     }
     if (!s) s = ct__prompt_save(t, o->out_dir, m->path, "SAMPLE_VOCAB", NULL, m->path);
-    if (!s) s = save_prompt_config(o->out_dir, &co, m->path);
+    if (!s) s = save_prompt_config(o->out_dir, &co, m->path, what);
     free(mom); free(vel); free(best); free(perm); free(pred); free(gold);
     ct__tm_free(t);
     prompts_free(&Pt);

@@ -28,12 +28,16 @@
 ct_status ct__train_tm_opts(const ct_train_opts *o, const ct_config *g, int max_seq, ct__tm_opts *to) {
     int micro = o->micro_batch > 0 ? o->micro_batch : o->batch;
     if (micro <= 0 || max_seq <= 0) return ct__err(CT_ERR_ARG, "training: need a batch and a sequence length");
-    const int nv = o->method == CT_METHOD_PROMPT ? (o->num_virtual_tokens > 0 ? o->num_virtual_tokens : 8) : 0;
-    max_seq += nv; /* the virtual tokens ride in front of every sequence */
+    const int soft = o->method == CT_METHOD_PROMPT || o->method == CT_METHOD_PREFIX;
+    const int nv = soft ? (o->num_virtual_tokens > 0 ? o->num_virtual_tokens : 8) : 0;
+    if (o->method == CT_METHOD_PROMPT) max_seq += nv; /* the virtual tokens ride in front of every sequence */
     *to = (ct__tm_opts){.method = o->method == CT_METHOD_FULL     ? CT_TM_FULL
                                   : o->method == CT_METHOD_PROMPT ? CT_TM_PROMPT
+                                  : o->method == CT_METHOD_PREFIX ? CT_TM_PREFIX
                                                                   : CT_TM_LORA,
                         .n_virtual = nv,
+                        .prefix_hidden = o->method == CT_METHOD_PREFIX ? o->prefix_projection : 0,
+                        .max_seqs = o->method == CT_METHOD_PREFIX ? micro : 0,
                         .base = o->method == CT_METHOD_QLORA
                                     ? (ct__tm_base)(o->base_dtype ? o->base_dtype : CT_BASE_NF4)
                                     : CT_TB_ASIS,

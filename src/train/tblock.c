@@ -16,6 +16,7 @@
  * Leaves out: fused q/k/v or gate/up products for speed, a BF16 path.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "model/kernels.h"
 #include "tensor/gemm.h"
@@ -493,6 +494,44 @@ ct_status ct__tm_forward_backward(ct__tmodel *t, const ct__tm_batch *b, float sc
                 for (int c = 0; c < C; c++) gp[c] += d[c];
             }
     return CT_OK;
+}
+
+ct_status ct__tm_prefix_from_ids(ct__tmodel *t, const int32_t *ids, int n) {
+    if (t->o.method != CT_TM_PREFIX || t->pfx_emb || n <= 0)
+        return ct__err(CT_ERR_ARG, "prefix from tokens: needs plain prefix tuning and at least one token");
+    const ct_config *g = t->cfg;
+    const int K = t->o.n_virtual, kvd = t->kvd, L = g->n_layers, gpt2 = g->arch == CT_ARCH_GPT2;
+    const size_t T = 2 * (size_t)L * kvd;
+    ct__tm_opts fo = {.method = CT_TM_FROZEN, .max_rows = K, .max_seq = K, .n_threads = t->o.n_threads};
+    if (gpt2 && K > g->max_seq_len)
+        return ct__err(CT_ERR_RANGE, "prefix from tokens: %d virtual tokens exceed GPT-2's %d positions", K,
+                       g->max_seq_len);
+    ct__tmodel *f = NULL;
+    ct_status s = ct__tm_create(t->m, &fo, &f);
+    if (s) return s;
+    int32_t *row = ct__malloc(2 * sizeof(int32_t) * (size_t)K);
+    if (!row) { ct__tm_free(f); return ct__err(CT_ERR_NOMEM, "out of memory"); }
+    for (int j = 0; j < K; j++) {
+        row[j] = ids[j % n];
+        row[K + j] = -1;
+    }
+    int32_t seq[2] = {0, K};
+    ct__tm_batch b = {.ids = row, .targets = row + K, .seq = seq, .N = K, .n_seq = 1};
+    double loss;
+    s = ct__tm_run(f, &b, 1.0f, 0, NULL, &loss);
+    for (int l = 0; l < L && !s; l++) { /* the cache those tokens leave: rotated keys, values */
+        const ct__tacts *A = &f->acts[l];
+        const float *k = gpt2 ? A->q + g->dim : A->k, *v = gpt2 ? A->q + 2 * g->dim : A->v;
+        const int ld = gpt2 ? f->qkv_out : kvd;
+        for (int p = 0; p < K; p++) {
+            float *kt = t->prefix + (size_t)p * T + (size_t)(2 * l) * kvd, *vt = kt + kvd;
+            for (int c = 0; c < kvd; c++) kt[t->pfx_kmap[c]] = k[(size_t)p * ld + c];
+            memcpy(vt, v + (size_t)p * ld, (size_t)kvd * sizeof(float));
+        }
+    }
+    free(row);
+    ct__tm_free(f);
+    return s;
 }
 
 const float *ct__tm_prefix_table(ct__tmodel *t) {

@@ -168,6 +168,11 @@ void ct__tm_file_tensors_free(const ct__tmodel *t, ct__st_out *outs, float *buf)
  * recomputed from the projection MLP when there is one. */
 const float *ct__tm_prefix_table(ct__tmodel *t);
 
+/* Prefix tuning without the MLP: set the table to the key/value cache that
+ * ids (n >= 1, repeated or cut to K) leave in the base model at positions
+ * 0..K-1, so the prefix starts as that text in front of every sequence. */
+ct_status ct__tm_prefix_from_ids(ct__tmodel *t, const int32_t *ids, int n);
+
 /* The LoRA scale (alpha/r or alpha/sqrt(r)). */
 float ct__tm_lora_scale(const ct__tmodel *t);
 /* Names of target bits for PEFT's target_modules ("q_proj", ... / "c_attn", ...). */

@@ -48,6 +48,7 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
     o->checkpointing = method == CT_METHOD_QLORA;
     o->num_virtual_tokens = 8;
     if (method == CT_METHOD_PROMPT) o->lr = 3e-2f; /* prompt tuning wants a large step (PEFT's examples: 3e-2) */
+    if (method == CT_METHOD_PREFIX) o->lr = 1e-2f; /* PEFT's prefix-tuning examples: 1e-2 */
     o->beta1 = 0.9f;
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
@@ -61,7 +62,11 @@ void ct_train_opts_default(ct_train_opts *o, ct_method method) {
 }
 
 static const char *method_name(ct_method m) {
-    return m == CT_METHOD_PROMPT ? "prompt" : m == CT_METHOD_QLORA ? "qlora" : m == CT_METHOD_LORA ? "lora" : "full";
+    return m == CT_METHOD_PREFIX   ? "prefix"
+           : m == CT_METHOD_PROMPT ? "prompt"
+           : m == CT_METHOD_QLORA  ? "qlora"
+           : m == CT_METHOD_LORA   ? "lora"
+                                   : "full";
 }
 
 /* ---- targets ------------------------------------------------------------------ */
@@ -248,6 +253,7 @@ static ct_status save_weights(run *r, const char *dir) {
         return ct__prompt_save(r->t, dir, r->m->path, init[r->o->prompt_init],
                                r->o->prompt_init == CT_PROMPT_INIT_TEXT ? r->o->prompt_init_text : NULL, r->m->path);
     }
+    if (r->o->method == CT_METHOD_PREFIX) return ct__prompt_save(r->t, dir, r->m->path, NULL, NULL, r->m->path);
     if (r->o->method != CT_METHOD_FULL) return ct__lora_save(r->t, dir, r->m->path);
     return ct__save_full(r->t, dir);
 }
@@ -385,7 +391,10 @@ static void fmt_time(char *b, size_t n, double s) {
  * repeated or cut to K; RANDOM keeps the model's N(0, 1). */
 static ct_status init_prompt(run *r, const ct_tokenizer *tok) {
     const ct_train_opts *o = r->o;
-    if (o->method != CT_METHOD_PROMPT || o->prompt_init == CT_PROMPT_INIT_RANDOM) return CT_OK;
+    if ((o->method != CT_METHOD_PROMPT && o->method != CT_METHOD_PREFIX) || o->prompt_init == CT_PROMPT_INIT_RANDOM)
+        return CT_OK;
+    if (o->method == CT_METHOD_PREFIX && o->prefix_projection > 0)
+        return ct__err(CT_ERR_ARG, "--prompt-init vocab|text is for a plain prefix (without --prefix-projection)");
     ct__tmodel *t = r->t;
     const ct_config *g = ct_model_config(r->m);
     const int K = ct__tm_options(t)->n_virtual, C = g->dim;
@@ -397,6 +406,21 @@ static ct_status init_prompt(run *r, const ct_tokenizer *tok) {
         ct_status s = ct_tokenizer_encode(tok, txt, strlen(txt), CT_TOK_ADD_BOS, &ids, &n);
         if (s) return s;
         if (!n) { free(ids); return ct__err(CT_ERR_ARG, "--prompt-init-text: the text has no tokens"); }
+    }
+    if (o->method == CT_METHOD_PREFIX) { /* the cache of those tokens (vocab: sampled ones) */
+        if (!ids) {
+            ids = ct__malloc(sizeof(int32_t) * (size_t)K);
+            if (!ids) return ct__err(CT_ERR_NOMEM, "out of memory");
+            uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
+            for (int j = 0; j < K; j++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                ids[j] = (int32_t)((x >> 33) % (uint64_t)g->vocab_size);
+            }
+            n = (size_t)K;
+        }
+        ct_status s = ct__tm_prefix_from_ids(t, ids, (int)n);
+        free(ids);
+        return s;
     }
     const ct__tparam *p = ct__tm_find(t, "prompt_embeddings");
     if (!p) { free(ids); return ct__err(CT_ERR_ARG, "prompt tuning: no prompt_embeddings parameter"); }
@@ -463,9 +487,9 @@ static ct_status setup(run *r, ct_train_result *res) {
     r->vel = ct__alloc_big((n ? n : 1) * sizeof(float));
     r->perm = ct__malloc((st.n_examples ? st.n_examples : 1) * sizeof(size_t));
     if ((s = init_prompt(r, tok))) return s;
-    r->mb.n_virtual = to.n_virtual;
+    r->mb.n_virtual = to.method == CT_TM_PROMPT ? to.n_virtual : 0; /* prefix tuning adds no rows */
     r->mb.cap_rows = to.max_rows;
-    r->mb.cap_seq = to.max_rows + 1;
+    r->mb.cap_seq = to.method == CT_TM_PREFIX ? to.max_seqs : to.max_rows + 1;
     r->mb.ids = ct__malloc((size_t)to.max_rows * sizeof(int32_t));
     r->mb.targets = ct__malloc((size_t)to.max_rows * sizeof(int32_t));
     r->mb.seq = ct__malloc(((size_t)to.max_rows + 2) * sizeof(int32_t));
@@ -504,6 +528,7 @@ static ct_status setup(run *r, ct_train_result *res) {
                 o->method == CT_METHOD_QLORA    ? qn[o->base_dtype]
                 : o->method == CT_METHOD_LORA   ? "LoRA"
                 : o->method == CT_METHOD_PROMPT ? "prompt tuning"
+                : o->method == CT_METHOD_PREFIX ? "prefix tuning"
                                                 : "full fine-tuning",
                 (long long)res->trainable,
                 100.0 * (double)res->trainable / (double)ct_model_n_params(m), (long long)ct_model_n_params(m),

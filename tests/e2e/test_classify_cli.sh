@@ -5,7 +5,7 @@
 # and the confusion matrix and writes predictions, label words give a
 # zero-/few-shot baseline, and bad input (a label the head never saw, label
 # words that cannot be told apart) fails with a message naming it. LoRA +
-# head and prompt tuning by label words train and classify through their
+# head, prompt and prefix tuning by label words train and classify through their
 # adapters; `ctune compare` prints one table (and CSV/JSON) over five methods
 # and refuses a method that does not exist yet. Prompt tuning as a language
 # model (`ctune train --method prompt`) lowers the validation loss.
@@ -56,21 +56,29 @@ grep -q '"peft_type": "PROMPT_TUNING"' "$TMP/pc/adapter_config.json" && grep -q 
   && pass || fail "prompt classifier files"
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/pc" --data "$TMP/sms1200.tsv" >"$TMP/pcc.txt" 2>&1 \
   && grep -q '^accuracy' "$TMP/pcc.txt" && pass || fail "classify with the prompt adapter: $(tail -2 "$TMP/pcc.txt")"
+# prefix tuning for classification, the same way (PEFT PREFIX_TUNING files)
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method prefix --words "ham= normal,spam= spam" \
+     --data "$TMP/sms1200.tsv" --val-split 0.2 --epochs 1 -o "$TMP/xc" --quiet >"$TMP/xc.log" 2>&1; then pass
+else fail "prefix classification: $(tail -3 "$TMP/xc.log")"; fi
+grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/xc/adapter_config.json" && grep -q '"method": "prefix"' "$TMP/xc/head_config.json" \
+  && pass || fail "prefix classifier files"
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/xc" --data "$TMP/sms1200.tsv" >"$TMP/xcc.txt" 2>&1 \
+  && grep -q '^accuracy' "$TMP/xcc.txt" && pass || fail "classify with the prefix adapter: $(tail -2 "$TMP/xcc.txt")"
 # ctune compare: one table, CSV and JSON, every method on the same split
 head -c 20000 "$CTUNE_SHARED/data/text/tinystories-sample.txt" >"$TMP/general.txt"
 if "$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" \
-     --methods zero-shot,few-shot,head,prompt,lora --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
+     --methods zero-shot,few-shot,head,prompt,prefix,lora --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
      --csv "$TMP/cmp.csv" --json "$TMP/cmp.json" >"$TMP/cmp.md" 2>"$TMP/cmp.log"; then pass
 else fail "compare: $(tail -3 "$TMP/cmp.log")"; fi
 cat "$TMP/cmp.md"
-[ "$(grep -c '^| \(zero-shot\|few-shot\|head\|prompt\|lora\) |' "$TMP/cmp.md")" = 5 ] && pass || fail "compare table rows"
-[ "$(wc -l <"$TMP/cmp.csv")" = 6 ] && pass || fail "compare CSV: $(wc -l <"$TMP/cmp.csv") lines"
+[ "$(grep -c '^| \(zero-shot\|few-shot\|head\|prompt\|prefix\|lora\) |' "$TMP/cmp.md")" = 6 ] && pass || fail "compare table rows"
+[ "$(wc -l <"$TMP/cmp.csv")" = 7 ] && pass || fail "compare CSV: $(wc -l <"$TMP/cmp.csv") lines"
 if [ -x "$PY" ]; then
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==5 and all(r['ok'] for r in d)" "$TMP/cmp.json" \
+  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==6 and all(r['ok'] for r in d)" "$TMP/cmp.json" \
     && pass || fail "compare JSON: $(head -c 300 "$TMP/cmp.json")"
 fi
-"$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" --methods prefix \
-  -o "$TMP/cmp2" >"$TMP/cmp2.txt" 2>&1 && fail "compare accepted prefix" || grep -q "not implemented yet" "$TMP/cmp2.txt" && pass
+"$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" --methods full \
+  -o "$TMP/cmp2" >"$TMP/cmp2.txt" 2>&1 && fail "compare accepted full" || grep -q "not implemented yet" "$TMP/cmp2.txt" && pass
 # prompt tuning lowers the validation loss and writes PEFT's PROMPT_TUNING files
 head -c 60000 "$CTUNE_SHARED/data/text/tinyshakespeare.txt" >"$TMP/shake.txt"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --val-split 0.1 --max-len 64 --batch 8 \
@@ -81,4 +89,13 @@ p2=$(grep -o '"val_loss": [0-9.]*' "$TMP/prompt/metrics.jsonl" | tail -1 | awk '
 echo "prompt tuning: val loss $p1 -> $p2"
 awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(b < a - 0.05)}' && pass || fail "prompt tuning val loss $p1 -> $p2"
 grep -q '"peft_type": "PROMPT_TUNING"' "$TMP/prompt/adapter_config.json" && pass || fail "prompt adapter config"
+# prefix tuning as a language model (the prefix starts as the cache of sampled tokens): the same
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --val-split 0.1 --max-len 64 --batch 8 \
+     --method prefix --num-virtual-tokens 8 --prompt-init vocab --max-steps 30 --eval-every 15 --no-progress \
+     -o "$TMP/prefix" >"$TMP/prefix.log" 2>&1; then pass; else fail "prefix tuning: $(tail -3 "$TMP/prefix.log")"; fi
+p1=$(grep -o '"val_loss": [0-9.]*' "$TMP/prefix/metrics.jsonl" | head -1 | awk '{print $2}')
+p2=$(grep -o '"val_loss": [0-9.]*' "$TMP/prefix/metrics.jsonl" | tail -1 | awk '{print $2}')
+echo "prefix tuning: val loss $p1 -> $p2"
+awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(b < a - 0.05)}' && pass || fail "prefix tuning val loss $p1 -> $p2"
+grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/prefix/adapter_config.json" && pass || fail "prefix adapter config"
 finish
