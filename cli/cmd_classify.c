@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "ctune/cls_train.h"
 
 static const char *CLS_USAGE =
-    "usage: ctune classify MODEL --data FILE (--head DIR | --words LABEL=WORD,...) [options]\n"
-    "  --head DIR           a head trained by `ctune train --method head` (its label set)\n"
+    "usage: ctune classify MODEL --data FILE [--head DIR | --words LABEL=WORD,...] [options]\n"
+    "  --head DIR           what `ctune train --task classify` wrote: a head, a LoRA + head, prompt or\n"
+    "                       prefix adapter (its label set), or a fully fine-tuned classifier directory\n"
+    "  (neither)            MODEL is a *ForSequenceClassification checkpoint (its score head, id2label)\n"
     "  --words L=W,L=W      label words: each label is scored by the model's next-token logit of\n"
     "                       its word after the prompt (zero-shot), e.g. --words 'ham= normal,spam= spam'\n"
     "  --prefix TEXT        prompt text before each example (default none)\n"
@@ -25,11 +28,11 @@ static const char *CLS_USAGE =
 
 static const char *HEAD_USAGE =
     "usage: ctune train MODEL --method head --data FILE -o DIR [options]\n"
-    "       ctune train MODEL --task classify --method lora|qlora --data FILE -o DIR [options]\n"
+    "       ctune train MODEL --task classify --method lora|qlora|full|prompt|prefix --data FILE -o DIR\n"
     "  head: a linear head (score.weight, K x hidden) over the frozen base's final hidden state at\n"
     "  the last token; the features are computed once, then the head trains in seconds\n"
     "  lora|qlora: LoRA on the base and the head trained together (PEFT SEQ_CLS adapter, score in\n"
-    "  modules_to_save); --r (8) --alpha (16) --targets (q,v); lr default 1e-3, epochs 3\n"
+    "  modules_to_save); --r (8) --alpha (16) --targets (q,v); lr default 1e-3, epochs 3\n"    "  full: every weight and the head (transformers' *ForSequenceClassification directory); lr 5e-5\n"
     "  prompt: prompt tuning scored by label words, --words LABEL=WORD,... [--prefix T --suffix T]\n"
     "  --num-virtual-tokens K (8); lr default 3e-2 (PEFT PROMPT_TUNING adapter + the words)\n"
     "  prefix: prefix tuning, the same way: K learned keys/values per layer, starting as the cache of\n"
@@ -65,8 +68,9 @@ int cmd_train_head(int argc, char **argv) {
             else if (!strcmp(mm, "qlora")) { o.head_only = 0; o.method = CT_METHOD_QLORA; }
             else if (!strcmp(mm, "prompt")) { o.head_only = 0; o.method = CT_METHOD_PROMPT; }
             else if (!strcmp(mm, "prefix")) { o.head_only = 0; o.method = CT_METHOD_PREFIX; }
+            else if (!strcmp(mm, "full")) { o.head_only = 0; o.method = CT_METHOD_FULL; }
             else {
-                fprintf(stderr, "ctune train --task classify: --method %s: use head, lora, qlora, prompt or prefix\n", mm);
+                fprintf(stderr, "ctune train --task classify: --method %s: use head, lora, qlora, full, prompt or prefix\n", mm);
                 return 2;
             }
         }
@@ -129,7 +133,10 @@ int cmd_train_head(int argc, char **argv) {
         return 2;
     }
     if (!o.head_only && !lr_set)
-        o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : o.method == CT_METHOD_PREFIX ? 1e-2f : 1e-3f;
+        o.lr = o.method == CT_METHOD_PROMPT   ? 3e-2f
+               : o.method == CT_METHOD_PREFIX ? 1e-2f
+               : o.method == CT_METHOD_FULL   ? 5e-5f
+                                              : 1e-3f;
     if (!o.head_only && !ep_set) o.epochs = 3;
     if (!o.head_only && !b_set) o.batch = 8;
     ct_model *m = NULL;
@@ -147,6 +154,7 @@ int cmd_train_head(int argc, char **argv) {
         fprintf(stderr, "done: %s of %d labels (%lld trainable parameters), %.1f s (%d epochs, best %d)",
                 o.method == CT_METHOD_PROMPT   ? "prompt tuning"
                 : o.method == CT_METHOD_PREFIX ? "prefix tuning"
+                : o.method == CT_METHOD_FULL   ? "full fine-tuning + head"
                                                : "LoRA + head",
                 r.n_labels, (long long)r.trainable,
                 r.train_seconds, r.epochs_run, r.best_epoch);
@@ -155,6 +163,14 @@ int cmd_train_head(int argc, char **argv) {
     if (r.n_truncated) fprintf(stderr, ", %zu texts truncated to %d tokens", r.n_truncated, o.data.max_len);
     fprintf(stderr, ", peak RSS %.1f MiB\nhead written to %s\n", (double)r.peak_rss_bytes / 1048576.0, o.out_dir);
     return 0;
+}
+
+/* A Hugging Face model directory (config.json) that is not an adapter: a fully fine-tuned classifier. */
+static int is_model_dir(const char *dir) {
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/config.json", dir);
+    snprintf(b, sizeof b, "%s/adapter_config.json", dir);
+    return access(a, F_OK) == 0 && access(b, F_OK) != 0;
 }
 
 int cmd_classify(int argc, char **argv) {
@@ -188,7 +204,8 @@ int cmd_classify(int argc, char **argv) {
         else if (!path) path = a;
         else { fprintf(stderr, "ctune classify: unexpected argument '%s'\n", a); return 2; }
     }
-    if (!path || !data || (!head == !words)) { fputs(CLS_USAGE, stderr); return 2; }
+    if (!path || !data || (head && words)) { fputs(CLS_USAGE, stderr); return 2; }
+    if (head && is_model_dir(head)) path = head, head = NULL; /* full fine-tuning's output: the model itself */
     /* --words "ham= normal,spam= spam": labels and their words */
     char *wbuf = NULL;
     const char *labs[64], *wds[64];
@@ -218,11 +235,20 @@ int cmd_classify(int argc, char **argv) {
     int *pred = NULL;
     char **labels = NULL;
     int k = 0, rc = 0;
-    dopt.max_len = maxlen ? maxlen : head ? 256 : 0;
+    dopt.max_len = maxlen ? maxlen : (head || !words) ? 256 : 0;
     dopt.allow_unlabeled = 1;
     o.max_len = maxlen;
     if (head) { /* the data is read against the head's label set */
         s = ct_head_labels(head, &labels, &k);
+        if (!s) s = ct_cls_dataset_load_labels(data, tok, &dopt, (const char *const *)labels, k, &d);
+    } else if (!words) { /* a *ForSequenceClassification checkpoint: its own labels */
+        if (!ct_model_config(m)->num_labels) {
+            fprintf(stderr, "ctune classify: %s has no classifier head: give --head DIR (a trained head or "
+                    "adapter) or --words LABEL=WORD,...\n", path);
+            rc = 2;
+            goto done;
+        }
+        s = ct_model_labels(m, &labels, &k);
         if (!s) s = ct_cls_dataset_load_labels(data, tok, &dopt, (const char *const *)labels, k, &d);
     } else {
         s = ct_cls_dataset_load_labels(data, tok, &dopt, labs, K, &d);

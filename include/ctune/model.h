@@ -48,6 +48,9 @@ typedef struct {
     int qkv_bias;         /* q/k/v projections carry biases (qwen2) */
     int sliding_window;   /* 0 = none */
     int bos_id, eos_id;   /* -1 when unknown */
+    int num_labels;       /* > 0: a *ForSequenceClassification checkpoint: a classifier head `score`
+                             (num_labels, C) and no language-model head of its own (tied: the
+                             embeddings serve; untied: none, generation refuses it) */
 } ct_config;
 
 typedef struct {

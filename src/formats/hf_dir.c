@@ -276,6 +276,18 @@ ct_status ct__parse_hf_config(const char *text, size_t len, const char *path, ct
         st = strcmp(mt, "gpt2") == 0 ? gpt2_config(&c, cfg) : llama_config(&c, cfg);
     }
     if (st == CT_OK) st = ct__bnb4_check_config(j, path, NULL, NULL, NULL);
+    if (st == CT_OK) { /* transformers' *ForSequenceClassification: the head is `score` */
+        const ct_json *ar = ct__json_get(j, "architectures");
+        const char *a0 = ar && ar->type == CT_JSON_ARR && ar->u.arr.n > 0 && ar->u.arr.items[0].type == CT_JSON_STR
+                             ? ar->u.arr.items[0].u.str.s
+                             : NULL;
+        const char *suf = "ForSequenceClassification";
+        if (a0 && strlen(a0) > strlen(suf) && !strcmp(a0 + strlen(a0) - strlen(suf), suf)) {
+            const ct_json *il = ct__json_get(j, "id2label");
+            int def = il && il->type == CT_JSON_OBJ ? (int)il->u.obj.n : 2;
+            st = int_field(&c, "num_labels", def, 1, 1 << 16, &cfg->num_labels);
+        }
+    }
     if (st == CT_OK) st = token_id(&c, "bos_token_id", &cfg->bos_id);
     if (st == CT_OK) st = token_id(&c, "eos_token_id", &cfg->eos_id);
     ct__json_free(j);

@@ -53,6 +53,10 @@ ct_status ct_ctx_create(ct_model *m, int n_ctx, int n_threads, ct_ctx **out) {
     *out = NULL;
     if (!m) return ct__err(CT_ERR_ARG, "ct_ctx_create: model is NULL");
     const ct_config *g = &m->cfg;
+    if (!m->output.rows)
+        return ct__err(CT_ERR_UNSUPPORTED, "%s is a sequence-classification checkpoint (%d labels) without a "
+                       "language-model head: use ctune classify, or the base model it was trained from",
+                       m->path, g->num_labels);
     if (n_ctx <= 0) n_ctx = g->max_seq_len;
     if (g->arch == CT_ARCH_GPT2 && n_ctx > g->max_seq_len)
         return ct__err(CT_ERR_RANGE, "context of %d tokens exceeds GPT-2's %d learned positions", n_ctx,

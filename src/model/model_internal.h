@@ -41,7 +41,9 @@ struct ct_model {
     char *dtype_summary;       /* for ct_model_dtype_summary() */
     ct_mat tok_emb;            /* (V, C) */
     ct_mat pos_emb;            /* (max_seq_len, C) GPT-2 only */
-    ct_mat output;             /* (V, C); equals tok_emb when tied */
+    ct_mat output;             /* (V, C); equals tok_emb when tied; rows 0: none (an untied
+                                  sequence-classification checkpoint) */
+    ct_mat score;              /* (num_labels, C) of a sequence-classification checkpoint, or rows 0 */
     const float *out_norm, *out_norm_b; /* (C,) */
     ct__layer *layers;         /* (L,) */
     int64_t n_params;

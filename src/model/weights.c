@@ -213,10 +213,11 @@ static ct_status map_llama(wb *b) {
         /* GGUF: no output.weight means the embedding is shared */
         TRY(get_mat(b, "output.weight", c->vocab_size, c->dim, 0, 1, &m->output));
         if (!m->output.rows) c->tie_embeddings = 1;
-    } else if (!c->tie_embeddings) {
-        TRY(get_mat(b, "lm_head.weight", c->vocab_size, c->dim, 0, 0, &m->output));
+    } else if (!c->tie_embeddings) { /* a classification checkpoint has none */
+        TRY(get_mat(b, "lm_head.weight", c->vocab_size, c->dim, 0, c->num_labels > 0, &m->output));
     }
     if (c->tie_embeddings) m->output = m->tok_emb;
+    if (c->num_labels > 0) TRY(get_mat(b, "score.weight", c->num_labels, c->dim, 0, 0, &m->score));
     return CT_OK;
 }
 
@@ -274,6 +275,7 @@ static ct_status map_gpt2(wb *b) {
         m->output = m->tok_emb;
         c->tie_embeddings = 1;
     }
+    if (c->num_labels > 0) TRY(get_mat(b, "score.weight", c->num_labels, c->dim, 0, 0, &m->score));
     return CT_OK;
 }
 #undef TRY

@@ -27,6 +27,7 @@
 #include "train/prompt_io.h"
 #include "train/optim.h"
 #include "train/plan.h"
+#include "train/save_full.h"
 #include "train/tmodel_internal.h"
 
 void ct_head_train_opts_default(ct_head_train_opts *o) {
@@ -193,8 +194,8 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
         const double acc = (double)ok / (double)nva;
         vl /= (double)nva;
         if (!o->quiet)
-            fprintf(stderr, "lora+head epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n", e, E,
-                    res->train_loss, vl, acc);
+            fprintf(stderr, "%s+head epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n",
+                    o->method == CT_METHOD_FULL ? "full" : "lora", e, E, res->train_loss, vl, acc);
         if (acc > best_acc || (acc == best_acc && vl < best_loss)) {
             best_acc = acc;
             best_loss = vl;
@@ -219,7 +220,9 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
             ct_cls_metrics_deinit(&mt);
         }
     }
-    if (!s) s = ct__lora_save(t, o->out_dir, m->path);
+    if (!s && o->method == CT_METHOD_FULL) /* transformers' *ForSequenceClassification directory */
+        s = ct__save_full_cls(t, o->out_dir, ct_cls_dataset_labels(tr));
+    else if (!s) s = ct__lora_save(t, o->out_dir, m->path);
     if (!s) s = ct__head_save(o->out_dir, NULL, K, m->cfg.dim, ct_cls_dataset_labels(tr), m->path);
     free(mom); free(vel); free(best); free(perm); free(pred); free(gold);
     ct__tm_free(t);
@@ -281,7 +284,7 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
             res->n_truncated += st0.n_truncated;
         }
     }
-    if (!o->head_only && (o->method == CT_METHOD_LORA || o->method == CT_METHOD_QLORA)) {
+    if (!o->head_only && (o->method == CT_METHOD_LORA || o->method == CT_METHOD_QLORA || o->method == CT_METHOD_FULL)) {
         s = train_lora_head(m, o, tr, va, ms, res);
         goto done;
     }
@@ -338,6 +341,19 @@ done:
 ct_status ct_head_labels(const char *head_dir, char ***labels, int *k) {
     if (!head_dir || !labels || !k) return ct__err(CT_ERR_ARG, "ct_head_labels: NULL argument");
     return ct__head_read_labels(head_dir, labels, k);
+}
+
+static ct_status seqcls_labels(const ct_model *m, char ***out);
+
+ct_status ct_model_labels(const ct_model *m, char ***labels, int *k) {
+    if (!m || !labels || !k) return ct__err(CT_ERR_ARG, "ct_model_labels: NULL argument");
+    *labels = NULL;
+    *k = 0;
+    if (m->cfg.num_labels <= 0)
+        return ct__err(CT_ERR_ARG, "%s is not a sequence-classification checkpoint (no score head)", m->path);
+    ct_status s = seqcls_labels(m, labels);
+    if (!s) *k = m->cfg.num_labels;
+    return s;
 }
 
 void ct_classify_labels_free(char **labels, int k) {
@@ -763,12 +779,64 @@ static ct_status read_prompt_config(const char *dir, char ***words, int *kw, cha
     return s;
 }
 
+/* The labels of a *ForSequenceClassification checkpoint: config.json's
+ * id2label ("0": name, ...), else "0", "1", ... */
+static ct_status seqcls_labels(const ct_model *m, char ***out) {
+    const int K = m->cfg.num_labels;
+    char **lab = ct__calloc((size_t)K, sizeof *lab);
+    if (!lab) return ct__err(CT_ERR_NOMEM, "out of memory");
+    char *cj = ct__is_dir(m->path) ? ct__path_join(m->path, "config.json") : NULL, *text = NULL;
+    size_t len = 0;
+    ct_json *j = NULL;
+    const ct_json *il = NULL;
+    if (cj && ct__read_file(cj, &text, &len) == CT_OK && ct__json_parse(text, len, cj, &j) == CT_OK)
+        il = ct__json_get(j, "id2label");
+    ct_status s = CT_OK;
+    for (int k = 0; k < K && !s; k++) {
+        char key[24];
+        snprintf(key, sizeof key, "%d", k);
+        const char *v = il ? ct__json_get_str(il, key) : NULL;
+        if (!(lab[k] = ct__strdup(v ? v : key))) s = ct__err(CT_ERR_NOMEM, "out of memory");
+    }
+    ct__json_free(j);
+    free(text);
+    free(cj);
+    if (s) ct_classify_labels_free(lab, K);
+    else *out = lab;
+    return s;
+}
+
+/* A *ForSequenceClassification checkpoint classifies with its own score head. */
+static ct_status classify_seqcls(ct_model *m, const ct_cls_dataset *d, const ct_classify_opts *o, int *pred,
+                                 float *scores, char ***labels_out, int *k_out) {
+    const int K = m->cfg.num_labels, C = m->cfg.dim, ms = longest(d);
+    char **lab = NULL;
+    ct_status s = seqcls_labels(m, &lab);
+    if (s) return s;
+    float *W = ct__malloc(sizeof(float) * (size_t)K * C), *feat = NULL;
+    ct__tmodel *t = NULL;
+    if (!W) s = ct__err(CT_ERR_NOMEM, "out of memory");
+    for (int k = 0; !s && k < K; k++) ct__mat_row_f32(&m->score, k, W + (size_t)k * C);
+    if (!s) s = frozen_model(m, ms > 0 ? ms : 1, o->base_dtype, o->bf16, o->n_threads, &t);
+    if (!s) s = dataset_features(t, d, &feat, NULL);
+    if (!s) ct__head_predict(feat, ct_cls_dataset_size(d), C, K, W, pred, scores, t->pool);
+    free(W);
+    free(feat);
+    ct__tm_free(t);
+    if (s) { ct_classify_labels_free(lab, K); return s; }
+    *labels_out = lab;
+    *k_out = K;
+    return CT_OK;
+}
+
 ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_opts *o, int *pred, float *scores,
                       char ***labels_out, int *k_out) {
     if (!m || !d || !o || !pred || !labels_out || !k_out) return ct__err(CT_ERR_ARG, "ct_classify: NULL argument");
     *labels_out = NULL;
     *k_out = 0;
     const size_t n = ct_cls_dataset_size(d);
+    if (!o->head_dir && !o->words && m->cfg.num_labels > 0 && m->score.rows)
+        return classify_seqcls(m, d, o, pred, scores, labels_out, k_out);
     if (!o->head_dir) {
         if (!o->words || !o->labels || o->n_labels < 2)
             return ct__err(CT_ERR_ARG, "classify: give a head directory or label words for 2+ labels");

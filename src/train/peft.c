@@ -340,14 +340,54 @@ static void kv_token(ct_jw *w, const char *k, int id) {
     else ct__jw_null(w);
 }
 
-static void write_llama_family(ct_jw *w, const ct_config *cfg, const char *mt) {
-    int is_llama = strcmp(mt, "llama") == 0, is_mistral = strcmp(mt, "mistral") == 0;
-    int is_qwen2 = strcmp(mt, "qwen2") == 0;
-    const char *arch = is_llama ? "LlamaForCausalLM" : is_mistral ? "MistralForCausalLM" : "Qwen2ForCausalLM";
+/* A sequence classifier's labels: id2label / label2id (and the pad id its pooling needs). */
+typedef struct {
+    const char *const *labels;
+    int n;
+} cls_labels;
+
+static void write_id2label(ct_jw *w, const cls_labels *cl) {
+    if (!cl) return;
+    char k[24];
+    ct__jw_key(w, "id2label");
+    ct__jw_obj_begin(w);
+    for (int i = 0; i < cl->n; i++) {
+        snprintf(k, sizeof k, "%d", i);
+        kv_str(w, k, cl->labels[i]);
+    }
+    ct__jw_obj_end(w);
+}
+
+static void write_label2id(ct_jw *w, const cls_labels *cl) {
+    if (!cl) return;
+    ct__jw_key(w, "label2id");
+    ct__jw_obj_begin(w);
+    for (int i = 0; i < cl->n; i++) kv_int(w, cl->labels[i], i);
+    ct__jw_obj_end(w);
+}
+
+/* transformers pools at the last token that is not pad_token_id: the EOS id (no text here ends
+   with it), or 0 */
+static void write_pad(ct_jw *w, const ct_config *cfg, const cls_labels *cl) {
+    if (cl) kv_int(w, "pad_token_id", cfg->eos_id >= 0 ? cfg->eos_id : 0);
+}
+
+static void write_arch(ct_jw *w, const char *base, const cls_labels *cl) {
+    char a[64];
+    snprintf(a, sizeof a, "%s%s", base, cl ? "ForSequenceClassification" : "");
     ct__jw_key(w, "architectures");
     ct__jw_arr_begin(w);
-    ct__jw_str(w, arch);
+    ct__jw_str(w, a);
     ct__jw_arr_end(w);
+}
+
+static void write_llama_family(ct_jw *w, const ct_config *cfg, const char *mt, const cls_labels *cl) {
+    int is_llama = strcmp(mt, "llama") == 0, is_mistral = strcmp(mt, "mistral") == 0;
+    int is_qwen2 = strcmp(mt, "qwen2") == 0;
+    const char *arch = is_llama ? "Llama" : is_mistral ? "Mistral" : "Qwen2";
+    char lm[32];
+    snprintf(lm, sizeof lm, "%sForCausalLM", arch);
+    write_arch(w, cl ? arch : lm, cl);
     if (is_llama) kv_bool(w, "attention_bias", cfg->qkv_bias);
     kv_f32(w, "attention_dropout", 0.0f);
     kv_token(w, "bos_token_id", cfg->bos_id);
@@ -356,8 +396,10 @@ static void write_llama_family(ct_jw *w, const ct_config *cfg, const char *mt) {
     kv_int(w, "head_dim", cfg->head_dim);
     kv_str(w, "hidden_act", "silu");
     kv_int(w, "hidden_size", cfg->dim);
+    write_id2label(w, cl);
     kv_f32(w, "initializer_range", 0.02f);
     kv_int(w, "intermediate_size", cfg->hidden_dim);
+    write_label2id(w, cl);
     if (is_qwen2) {
         ct__jw_key(w, "layer_types");
         ct__jw_arr_begin(w);
@@ -371,6 +413,7 @@ static void write_llama_family(ct_jw *w, const ct_config *cfg, const char *mt) {
     kv_int(w, "num_attention_heads", cfg->n_heads);
     kv_int(w, "num_hidden_layers", cfg->n_layers);
     kv_int(w, "num_key_value_heads", cfg->n_kv_heads);
+    write_pad(w, cfg, cl);
     if (is_llama) kv_int(w, "pretraining_tp", 1);
     kv_f32(w, "rms_norm_eps", cfg->norm_eps);
     ct__jw_key(w, "rope_parameters");
@@ -391,18 +434,17 @@ static void write_llama_family(ct_jw *w, const ct_config *cfg, const char *mt) {
     kv_int(w, "vocab_size", cfg->vocab_size);
 }
 
-static void write_gpt2(ct_jw *w, const ct_config *cfg) {
+static void write_gpt2(ct_jw *w, const ct_config *cfg, const cls_labels *cl) {
     kv_str(w, "activation_function", "gelu_new");
-    ct__jw_key(w, "architectures");
-    ct__jw_arr_begin(w);
-    ct__jw_str(w, "GPT2LMHeadModel");
-    ct__jw_arr_end(w);
+    write_arch(w, cl ? "GPT2" : "GPT2LMHeadModel", cl);
     kv_f32(w, "attn_pdrop", 0.1f);
     kv_token(w, "bos_token_id", cfg->bos_id);
     kv_str(w, "dtype", "float32");
     kv_f32(w, "embd_pdrop", 0.1f);
     kv_token(w, "eos_token_id", cfg->eos_id);
+    write_id2label(w, cl);
     kv_f32(w, "initializer_range", 0.02f);
+    write_label2id(w, cl);
     kv_f32(w, "layer_norm_epsilon", cfg->norm_eps);
     kv_str(w, "model_type", "gpt2");
     kv_int(w, "n_embd", cfg->dim);
@@ -410,6 +452,7 @@ static void write_gpt2(ct_jw *w, const ct_config *cfg) {
     kv_int(w, "n_inner", cfg->hidden_dim);
     kv_int(w, "n_layer", cfg->n_layers);
     kv_int(w, "n_positions", cfg->max_seq_len);
+    write_pad(w, cfg, cl);
     kv_bool(w, "reorder_and_upcast_attn", 0);
     kv_f32(w, "resid_pdrop", 0.1f);
     kv_bool(w, "scale_attn_by_inverse_layer_idx", 0);
@@ -420,7 +463,17 @@ static void write_gpt2(ct_jw *w, const ct_config *cfg) {
     kv_int(w, "vocab_size", cfg->vocab_size);
 }
 
-ct_status ct__hf_config_write(const char *path, const ct_config *cfg) {
+static ct_status config_write(const char *path, const ct_config *cfg, const cls_labels *cl);
+
+ct_status ct__hf_config_write(const char *path, const ct_config *cfg) { return config_write(path, cfg, NULL); }
+
+ct_status ct__hf_config_write_cls(const char *path, const ct_config *cfg, const char *const *labels, int n) {
+    if (!labels || n < 1) return ct__err(CT_ERR_ARG, "%s: a classifier needs its labels", path);
+    cls_labels cl = {labels, n};
+    return config_write(path, cfg, &cl);
+}
+
+static ct_status config_write(const char *path, const ct_config *cfg, const cls_labels *cl) {
     const char *mt = cfg->model_type[0] ? cfg->model_type : (cfg->arch == CT_ARCH_GPT2 ? "gpt2" : "llama");
     int gpt2 = strcmp(mt, "gpt2") == 0;
     if (!gpt2 && strcmp(mt, "llama") != 0 && strcmp(mt, "mistral") != 0 && strcmp(mt, "qwen2") != 0)
@@ -438,8 +491,8 @@ ct_status ct__hf_config_write(const char *path, const ct_config *cfg) {
     ct_jw w;
     ct__jw_init(&w, 1);
     ct__jw_obj_begin(&w);
-    if (gpt2) write_gpt2(&w, cfg);
-    else write_llama_family(&w, cfg, mt);
+    if (gpt2) write_gpt2(&w, cfg, cl);
+    else write_llama_family(&w, cfg, mt, cl);
     ct__jw_obj_end(&w);
     return ct__jw_write_file(path, &w);
 }

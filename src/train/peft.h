@@ -77,5 +77,7 @@ ct_status ct__peft_config_read(const char *dir, ct__peft_config *c);
  * which in transformers also biases o_proj (write a zero o_proj.bias). Also
  * "dtype" for transformers 5. model_type must be one of the four. */
 ct_status ct__hf_config_write(const char *path, const ct_config *cfg);
+/* The same for *ForSequenceClassification (architectures, id2label, label2id, pad_token_id). */
+ct_status ct__hf_config_write_cls(const char *path, const ct_config *cfg, const char *const *labels, int n);
 
 #endif

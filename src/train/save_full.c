@@ -22,13 +22,16 @@ static ct_status copy_file(const char *src, const char *dst) {
     return s;
 }
 
-ct_status ct__save_full(ct__tmodel *t, const char *dir) {
+static ct_status save(ct__tmodel *t, const char *dir, const char *const *labels) {
     if (t->o.method != CT_TM_FULL) return ct__err(CT_ERR_ARG, "ct__save_full: not a fully trained model");
+    if ((t->o.cls_labels > 0) != (labels != NULL))
+        return ct__err(CT_ERR_ARG, "ct__save_full: a classifier is saved with its labels (ct__save_full_cls)");
     ct_status s = ct__mkdir_p(dir);
     if (s) return s;
     char path[1200];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = ct__hf_config_write(path, t->cfg))) return s;
+    s = labels ? ct__hf_config_write_cls(path, t->cfg, labels, t->o.cls_labels) : ct__hf_config_write(path, t->cfg);
+    if (s) return s;
     /* tokenizer files of a Hugging Face source directory */
     if (ct__is_dir(t->m->path)) {
         static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -58,4 +61,10 @@ ct_status ct__save_full(ct__tmodel *t, const char *dir) {
     s = ct__st_write(path, outs, t->n_ptab, "{\"format\":\"pt\"}");
     ct__tm_file_tensors_free(t, outs, buf);
     return s;
+}
+
+ct_status ct__save_full(ct__tmodel *t, const char *dir) { return save(t, dir, NULL); }
+
+ct_status ct__save_full_cls(ct__tmodel *t, const char *dir, const char *const *labels) {
+    return labels ? save(t, dir, labels) : ct__err(CT_ERR_ARG, "ct__save_full_cls: no labels");
 }

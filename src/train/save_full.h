@@ -7,5 +7,9 @@
 #include "train/tmodel.h"
 
 ct_status ct__save_full(ct__tmodel *t, const char *dir);
+/* A fully fine-tuned classifier (cls_labels > 0): transformers'
+ * *ForSequenceClassification directory (score.weight, no lm_head; labels as
+ * id2label / label2id). */
+ct_status ct__save_full_cls(ct__tmodel *t, const char *dir, const char *const *labels);
 
 #endif

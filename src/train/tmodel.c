@@ -139,7 +139,9 @@ static void walk_params(ptab_b *b) {
             PARAM(dummy, t->nfb.g, "transformer.ln_f.bias", 1, C, 0, 0, 0);
             t->nfb.w = dummy;
         }
-        if (g->tie_embeddings) {
+        if (t->o.cls_labels > 0) { /* *ForSequenceClassification: score instead of the LM head */
+            PARAM(t->score, t->gscore, "score.weight", 2, t->o.cls_labels, C, 0, 0);
+        } else if (g->tie_embeddings) {
             t->whead = t->wte;
             t->gwhead = t->gwte;
         } else {
@@ -314,7 +316,16 @@ static void init_values(ct__tmodel *t) {
         }
         copy_vec((float *)t->nfw.w, m->out_norm, g->dim);
         if (t->nfb.g) copy_vec((float *)t->nfb.w, m->out_norm_b, g->dim);
-        if (!g->tie_embeddings) copy_mat(t->whead, &m->output);
+        if (t->whead && !g->tie_embeddings) copy_mat(t->whead, &m->output);
+        if (t->score) { /* the checkpoint's own head, or N(0, 0.02) (transformers' initializer_range) */
+            if (m->score.rows == t->o.cls_labels) copy_mat(t->score, &m->score);
+            else {
+                ct__rng rng;
+                ct__rng_seed(&rng, t->o.seed);
+                for (size_t j = 0; j < (size_t)t->o.cls_labels * g->dim; j++)
+                    t->score[j] = (float)(0.02 * ct__rng_normal(&rng));
+            }
+        }
         return;
     }
     t->nfw.w = m->out_norm;
@@ -532,7 +543,7 @@ static size_t frozen_deq_floats(const ct__tmodel *t) {
                 if (n > mx) mx = n;
             }
         }
-    if (t->m->output.dtype != CT_DT_F32 && !t->head_fused) {
+    if (t->m->output.rows && t->m->output.dtype != CT_DT_F32 && !t->head_fused) {
         size_t n = (size_t)g->vocab_size * g->dim;
         if (n > mx) mx = n;
     }
@@ -584,7 +595,7 @@ static ct_status prepack_frozen(ct__tmodel *t) {
             if (!L->pk_fwd || !L->pk_bwd) s = CT_ERR_NOMEM;
             else drop_source(t, &L->base); /* the packed copies are what the products read */
         }
-    if (!s && !t->whead && !t->head_fused) {
+    if (!s && !t->whead && !t->head_fused && t->m->output.rows) {
         int ld;
         const float *W = ct__mat_f32(&t->m->output, tmp, &ld);
         t->pk_head_fwd = pack_one(t, 1, g->dim, g->vocab_size, W, ld);
@@ -772,6 +783,9 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
     if (o->method == CT_TM_PROMPT && (o->n_virtual <= 0 || o->n_virtual >= o->max_seq))
         return ct__err(CT_ERR_ARG, "prompt tuning: %d virtual tokens (1..%d for sequences of %d rows)", o->n_virtual,
                        o->max_seq - 1, o->max_seq);
+    if (!m->output.rows && o->method != CT_TM_FROZEN && o->cls_labels <= 0)
+        return ct__err(CT_ERR_UNSUPPORTED, "%s: a sequence-classification checkpoint has no language-model head to "
+                       "train (train with --task classify, or start from the base model)", m->path);
     if (o->method == CT_TM_PREFIX) {
         if (o->n_virtual <= 0 || o->n_virtual > 4096 || o->prefix_hidden < 0 || o->prefix_hidden > 65536)
             return ct__err(CT_ERR_ARG, "prefix tuning: %d virtual tokens (1..4096), projection %d (0..65536)",
@@ -839,7 +853,7 @@ ct_status ct__tm_create(ct_model *m, const ct__tm_opts *o, ct__tmodel **out) {
         ct__tm_free(t);
         return s;
     }
-    if (o->bf16 && o->method == CT_TM_FULL) {
+    if (o->bf16 && o->method == CT_TM_FULL && o->cls_labels <= 0) {
         /* the trainable head is read by 2 products per 128-row chunk: pack it once per run */
         size_t bytes = ct__gemm_bf16_packed_bytes(g->dim, g->vocab_size);
         t->packed = ct__calloc(2, sizeof *t->packed);
@@ -943,7 +957,7 @@ ct_status ct__tm_estimate(ct_model *m, const ct__tm_opts *o, ct__tm_mem *e) {
     const size_t head_stored = (size_t)H->rows * H->row_bytes, emb_stored = (size_t)m->tok_emb.rows * m->tok_emb.row_bytes;
     if (o->method == CT_TM_FULL) {
         /* every weight is a trainable copy; the mapped pages are dropped */
-        if (o->bf16) e->heademb_bytes = 2 * ct__gemm_bf16_packed_bytes((int)C, (int)V);
+        if (o->bf16 && o->cls_labels <= 0) e->heademb_bytes = 2 * ct__gemm_bf16_packed_bytes((int)C, (int)V);
     } else {
         for (int l = 0; l < g->n_layers; l++)
             for (int i = 0; i < LIN_COUNT; i++) {

@@ -23,6 +23,12 @@ OUTDIR/<name>.seqcls/ (save_pretrained: lora tensors + base_model.model.score.we
 and OUTDIR/<name>.seqcls.safetensors {loss (1), and every trainable gradient under its
 file name}. --check OUTDIR CTUNE_OUT: PEFT loads CTUNE_OUT/<name>.seqcls and its logits
 for the 4 texts equal CTUNE_OUT/<name>.seqcls.logits.f32 (4, 3).
+Full fine-tuning + head: the same *ForSequenceClassification with every parameter
+trainable (score as above, id2label neg/neutral/pos): OUTDIR/<name>.full/ (its
+save_pretrained: transformers' own classifier directory, for ctune's loader) and
+OUTDIR/<name>.full.safetensors {loss, and the gradient of every parameter under its
+name}. --check: transformers loads CTUNE_OUT/<name>.full (written by ctune) and its
+logits equal CTUNE_OUT/<name>.full.logits.f32 (4, 3).
 """
 import os
 import sys
@@ -110,6 +116,22 @@ def main():
                 grads[key] = p_.grad.contiguous()
         save_file(grads, os.path.join(out, name + ".seqcls.safetensors"))
         print(f"{name}: LoRA + head loss {loss2.item():.6f}, {len(grads) - 1} gradients")
+        # full fine-tuning + head
+        m3 = transformers.AutoModelForSequenceClassification.from_pretrained(
+            os.path.join(out, name), num_labels=3, id2label={0: "neg", 1: "neutral", 2: "pos"},
+            attn_implementation="eager")
+        m3.eval()
+        with torch.no_grad():
+            m3.score.weight.copy_(m.score.weight.detach())
+        m3.save_pretrained(os.path.join(out, name + ".full"), safe_serialization=True)
+        lg3 = torch.stack([m3(input_ids=x[None]).logits[0] for x in ids])
+        loss3 = torch.nn.functional.cross_entropy(lg3, labels)
+        loss3.backward()
+        grads = {"loss": loss3.detach().reshape(1)}
+        for n_, p_ in m3.named_parameters():
+            grads[n_] = p_.grad.contiguous()
+        save_file(grads, os.path.join(out, name + ".full.safetensors"))
+        print(f"{name}: full + head loss {loss3.item():.6f}, {len(grads) - 1} gradients")
 
 
 def check(out, cto):
@@ -134,8 +156,19 @@ def check(out, cto):
         print(f"{name}: PEFT on ctune's LoRA + head adapter vs ctune's logits: rel {err:.2e}")
         if not err <= 1e-5:
             bad.append(f"{name}: rel {err:.2e} > 1e-5")
+        full = transformers.AutoModelForSequenceClassification.from_pretrained(
+            os.path.join(cto, name + ".full"), attn_implementation="eager")
+        full.eval()
+        with torch.no_grad():
+            lg = torch.stack([full(input_ids=x[None]).logits[0] for x in xs]).numpy()
+        want = np.fromfile(os.path.join(cto, name + ".full.logits.f32"), dtype=np.float32).reshape(lg.shape)
+        err = float(np.abs(lg - want).max() / np.abs(want).max())
+        print(f"{name}: transformers on ctune's full + head directory vs ctune's logits: rel {err:.2e}, "
+              f"labels {full.config.id2label}")
+        if not err <= 1e-5 or full.config.id2label != {0: "neg", 1: "neutral", 2: "pos"}:
+            bad.append(f"{name} full: rel {err:.2e}, labels {full.config.id2label}")
     if bad:
-        raise SystemExit("PEFT does not reproduce ctune's LoRA + head adapter: " + "; ".join(bad))
+        raise SystemExit("transformers/PEFT do not reproduce ctune's classifiers: " + "; ".join(bad))
 
 
 if __name__ == "__main__":

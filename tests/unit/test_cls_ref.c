@@ -4,7 +4,10 @@
  * (GQA, untied) and GPT-2, the features ctune pools (final norm output at the
  * last token, texts packed in one micro-batch) equal the reference's
  * last_hidden_state; the head's logits, mean cross-entropy and gradient of
- * score.weight equal transformers'; a head saved and loaded back is the same.
+ * score.weight equal transformers'; a head saved and loaded back is the same;
+ * LoRA + head vs PEFT (SEQ_CLS); full fine-tuning + head vs transformers (loss
+ * and every gradient), transformers' classifier directory read by ctune, and
+ * ctune's read by transformers (the script's --check).
  *
  * Tolerances (f32 forward of 2 layers vs PyTorch's f32):
  *   TOL_FEAT   features, relative to the largest |feature|: 1e-5
@@ -17,6 +20,9 @@
 #include "formats/loaders.h"
 #include "train/cls_head.h"
 #include "train/lora_io.h"
+#include "train/save_full.h"
+#include "model/model_internal.h"
+#include "ctune/cls_train.h"
 
 #define TOL_FEAT 1e-5
 #define TOL_LOSS 1e-6
@@ -177,6 +183,110 @@ static void run(const char *dir, const char *name) {
             ct__tm_free(tl);
         }
         ct__tstore_free(&tg2);
+    }
+    /* full fine-tuning + head: loss and every gradient equal transformers'; transformers'
+       own classifier directory loads and classifies as it does; ctune's saved one goes
+       to the --check */
+    {
+        char gp[1024], fd[1024];
+        snprintf(gp, sizeof gp, "%s/%s.full.safetensors", dir, name);
+        snprintf(fd, sizeof fd, "%s/%s.full", dir, name);
+        ct_tstore tg3;
+        ct__tstore_init(&tg3);
+        CHECK_OK(ct__safetensors_load(gp, &tg3));
+        ct__tm_opts fo = {.method = CT_TM_FULL, .max_rows = off, .max_seq = longest, .n_threads = 2, .cls_labels = K};
+        ct__tmodel *tf3 = NULL;
+        CHECK_OK(ct__tm_create(m, &fo, &tf3));
+        const ct__tparam *ps = tf3 ? ct__tm_find(tf3, "score.weight") : NULL;
+        CHECK(ps != NULL);
+        if (tf3 && ps) {
+            memcpy(ct__tm_params(tf3, NULL) + ps->off, tw->data, sizeof(float) * (size_t)K * C);
+            int32_t tgt[64], seq[9];
+            int o2 = 0;
+            seq[0] = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < (int)lens[i]; j++) tgt[o2 + j] = -1;
+                o2 += (int)lens[i];
+                tgt[o2 - 1] = y[i];
+                seq[i + 1] = o2;
+            }
+            ct__tm_batch b = {.ids = ids, .targets = tgt, .seq = seq, .N = o2, .n_seq = n};
+            double sum;
+            float lgl[8 * 8];
+            ct__tm_zero_grad(tf3);
+            CHECK_OK(ct__tm_run(tf3, &b, 1.0f / (float)n, 1, lgl, &sum));
+            const ct_tref *tw3 = ct__tstore_find(&tg3, "loss");
+            const double want = tw3 ? ((const float *)tw3->data)[0] : NAN, got = sum / n;
+            int ntab, found = 0;
+            const ct__tparam *tab = ct__tm_ptable(tf3, &ntab);
+            double worst = 0;
+            for (int k = 0; k < ntab; k++) {
+                const ct_tref *r = ct__tstore_find(&tg3, tab[k].name);
+                if (!r) { fprintf(stderr, "%s: no reference gradient for %s\n", name, tab[k].name); continue; }
+                found++;
+                float *fl = malloc(sizeof(float) * tab[k].n);
+                ct__tm_param_to_file(tf3, &tab[k], ct__tm_grads(tf3) + tab[k].off, fl);
+                double e = max_rel(fl, r->data, tab[k].n);
+                if (e > worst) worst = e;
+                free(fl);
+            }
+            /* every reference gradient has a parameter here (no lm_head, nothing left out) */
+            printf("%s full + head vs transformers: loss %.7f vs %.7f, %d of %zu gradients, worst rel %.2e\n", name,
+                   got, want, found, tg3.n - 1, worst);
+            CHECK(fabs(got - want) <= TOL_LOSS * fabs(want));
+            CHECK(found == ntab && (size_t)found == tg3.n - 1);
+            CHECK(worst <= TOL_GRAD);
+            /* transformers' classifier directory: ctune loads it and gives its logits */
+            ct_model *m3 = NULL;
+            CHECK_OK(ct_model_load(fd, NULL, &m3));
+            if (m3) {
+                char **l3 = NULL;
+                int k3 = 0;
+                CHECK_EQ_INT(ct_model_config(m3)->num_labels, K);
+                CHECK_OK(ct_model_labels(m3, &l3, &k3));
+                CHECK(k3 == K && l3 && !strcmp(l3[1], "neutral"));
+                ct_classify_labels_free(l3, k3);
+                ct__tm_opts zo = {.method = CT_TM_FROZEN, .max_rows = off, .max_seq = longest, .n_threads = 2};
+                ct__tmodel *z = NULL;
+                CHECK_OK(ct__tm_create(m3, &zo, &z));
+                float feat[8 * 64], lz[8 * 8], W3[8 * 64];
+                if (z && C <= 64 && K <= 8) {
+                    CHECK_OK(ct__cls_features(z, ex, (size_t)n, feat));
+                    for (int k = 0; k < K; k++) ct__mat_row_f32(&m3->score, k, W3 + (size_t)k * C);
+                    for (int i = 0; i < n; i++)
+                        for (int k = 0; k < K; k++) {
+                            double a = 0;
+                            for (int c = 0; c < C; c++) a += (double)feat[i * C + c] * W3[k * C + c];
+                            lz[i * K + k] = (float)a;
+                        }
+                    double e = max_rel(lz, tg->data, (size_t)n * K);
+                    printf("%s: transformers' *ForSequenceClassification directory in ctune: logits rel %.2e\n", name, e);
+                    CHECK(e <= TOL_FEAT);
+                }
+                ct__tm_free(z);
+                ct_ctx *cx = NULL; /* an untied classifier has no LM head: generation refuses it by name */
+                if (!ct_model_config(m3)->tie_embeddings)
+                    CHECK(ct_ctx_create(m3, 16, 1, &cx) == CT_ERR_UNSUPPORTED && strstr(ct_errmsg(), "classification"));
+                ct_model_free(m3);
+            }
+            const char *dirout = getenv("CTUNE_CLS_OUT_DIR");
+            if (dirout) { /* change every weight, save, and record the logits */
+                size_t np;
+                float *pp = ct__tm_params(tf3, &np);
+                for (size_t i = 0; i < np; i++) pp[i] += 0.01f * (float)((int)(i % 5) - 2);
+                char od[1024];
+                snprintf(od, sizeof od, "%s/%s.full", dirout, name);
+                const char *labels[3] = {"neg", "neutral", "pos"};
+                CHECK_OK(ct__save_full_cls(tf3, od, labels));
+                CHECK_OK(ct__tm_run(tf3, &b, 1.0f, 0, lgl, &sum));
+                snprintf(od, sizeof od, "%s/%s.full.logits.f32", dirout, name);
+                FILE *f = fopen(od, "wb");
+                CHECK(f && fwrite(lgl, sizeof(float), (size_t)n * K, f) == (size_t)n * K);
+                if (f) fclose(f);
+            }
+        }
+        ct__tm_free(tf3);
+        ct__tstore_free(&tg3);
     }
     free(ids);
 done:
