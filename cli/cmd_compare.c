@@ -4,13 +4,14 @@
  *   method, trainable parameters (count, % of the model), adapter/head file
  *   size, training time, peak RSS, validation accuracy and macro-F1, and
  *   forgetting: the perplexity of a general text with the method's weights
- *   (only LoRA/QLoRA change the base's weights; a head, a prompt, a prefix or label
+ *   (only LoRA, QLoRA and full fine-tuning change the base's weights; a head, a prompt, a prefix or label
  *   words leave them as they are).
  * Each method runs in its own child process (fork), so its peak RSS is its
  * own; the validation split is the same stratified split in every child
  * (ct_cls_dataset_split with the same fraction and seed). Also written as CSV
- * and JSON. Leaves out: prefix tuning and full fine-tuning + head (not
- * implemented yet: refused by name). */
+ * and JSON. Full fine-tuning's forgetting is measured with the trained
+ * embeddings as the head when the base ties them; an untied base's LM head is
+ * not part of a classifier, so that cell stays empty. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@
 static const char *USAGE =
     "usage: ctune compare MODEL --data FILE --words LABEL=WORD,... -o WORKDIR [options]\n"
     "  runs each method on the same data and split and prints one table\n"
-    "  --methods LIST       zero-shot,few-shot,head,prompt,prefix,lora,qlora (default: all of them)\n"
+    "  --methods LIST       zero-shot,few-shot,head,prompt,prefix,lora,qlora,full (default: all)\n"
     "  --val FILE | --val-split F (0.2)   --seed S (42)   --max-len N (256)\n"
     "  --shots K (4)        demonstrations for few-shot   --prefix T --suffix T (label-word template)\n"
     "  --general FILE.txt   general text for forgetting (perplexity with each method's weights)\n"
@@ -190,8 +191,12 @@ static void run_method(const setup *S, const char *meth, row *r) {
             o.method = !strcmp(meth, "lora")     ? CT_METHOD_LORA
                        : !strcmp(meth, "qlora")  ? CT_METHOD_QLORA
                        : !strcmp(meth, "prefix") ? CT_METHOD_PREFIX
+                       : !strcmp(meth, "full")   ? CT_METHOD_FULL
                                                  : CT_METHOD_PROMPT;
-            o.lr = o.method == CT_METHOD_PROMPT ? 3e-2f : o.method == CT_METHOD_PREFIX ? 1e-2f : 1e-3f;
+            o.lr = o.method == CT_METHOD_PROMPT   ? 3e-2f
+                   : o.method == CT_METHOD_PREFIX ? 1e-2f
+                   : o.method == CT_METHOD_FULL   ? 5e-5f
+                                                  : 1e-3f;
             o.epochs = 3;
             o.batch = 8;
             o.words = S->ww;
@@ -210,7 +215,9 @@ static void run_method(const setup *S, const char *meth, row *r) {
             r->acc = hr.val_accuracy;
             r->f1 = hr.val_macro_f1;
             r->n_val = (long long)hr.n_val;
-            r->file_bytes = file_size(dir, !strcmp(meth, "head") ? "head.safetensors" : "adapter_model.safetensors");
+            r->file_bytes = file_size(dir, !strcmp(meth, "head")   ? "head.safetensors"
+                                           : !strcmp(meth, "full") ? "model.safetensors"
+                                                                   : "adapter_model.safetensors");
         }
     }
     r->peak_mib = vm_hwm_mib();
@@ -219,6 +226,14 @@ static void run_method(const setup *S, const char *meth, row *r) {
         if (!strcmp(meth, "lora") || !strcmp(meth, "qlora")) {
             ct_model *m2 = NULL;
             if (cli_load_model_adapter(S->path, S->tokpath, 0, dir, &m2) == CT_OK) r->ppl = perplexity(m2, S->general, S->threads);
+            ct_model_free(m2);
+        } else if (!strcmp(meth, "full")) {
+            /* the fine-tuned weights as a language model: with tied embeddings the (trained)
+               embedding table is the head; an untied base's head is not in a classifier */
+            ct_model *m2 = NULL;
+            if (ct_model_config(m)->tie_embeddings && cli_load_model(dir, S->tokpath, 0, &m2) == CT_OK)
+                r->ppl = perplexity(m2, S->general, S->threads);
+            else r->ppl = NAN;
             ct_model_free(m2);
         } else {
             r->ppl = -1; /* unchanged: the parent fills in the base's */
@@ -229,7 +244,7 @@ static void run_method(const setup *S, const char *meth, row *r) {
 
 int cmd_compare(int argc, char **argv) {
     setup S = {.val_split = 0.2, .seed = 42, .max_len = 256, .shots = 4};
-    const char *methods = "zero-shot,few-shot,head,prompt,prefix,lora,qlora", *words = NULL, *csv = NULL, *json = NULL;
+    const char *methods = "zero-shot,few-shot,head,prompt,prefix,lora,qlora,full", *words = NULL, *csv = NULL, *json = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -272,14 +287,13 @@ int cmd_compare(int argc, char **argv) {
     }
     S.wl = wl;
     S.ww = ww;
-    static const char *const known[] = {"zero-shot", "few-shot", "head", "prompt", "prefix", "lora", "qlora"};
+    static const char *const known[] = {"zero-shot", "few-shot", "head", "prompt", "prefix", "lora", "qlora", "full"};
     for (char *tk = strtok(mbuf, ","); tk && nm < 16; tk = strtok(NULL, ",")) {
         int ok = 0;
-        for (int k = 0; k < 7; k++) ok |= !strcmp(tk, known[k]);
+        for (int k = 0; k < 8; k++) ok |= !strcmp(tk, known[k]);
         if (!ok) {
-            fprintf(stderr, "ctune compare: method '%s' %s; use %s\n", tk,
-                    !strcmp(tk, "full") ? "is not implemented yet" : "is unknown",
-                    "zero-shot, few-shot, head, prompt, prefix, lora, qlora");
+            fprintf(stderr, "ctune compare: method '%s' is unknown; use %s\n", tk,
+                    "zero-shot, few-shot, head, prompt, prefix, lora, qlora, full");
             return 2;
         }
         ml[nm++] = tk;

@@ -56,6 +56,16 @@ grep -q '"peft_type": "PROMPT_TUNING"' "$TMP/pc/adapter_config.json" && grep -q 
   && pass || fail "prompt classifier files"
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/pc" --data "$TMP/sms1200.tsv" >"$TMP/pcc.txt" 2>&1 \
   && grep -q '^accuracy' "$TMP/pcc.txt" && pass || fail "classify with the prompt adapter: $(tail -2 "$TMP/pcc.txt")"
+# full fine-tuning + head: a *ForSequenceClassification directory that ctune classify reads as a model
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method full --data "$TMP/sms1200.tsv" \
+     --val-split 0.2 --epochs 1 -o "$TMP/fc" --quiet >"$TMP/fc.log" 2>&1; then pass; else fail "full+head: $(tail -3 "$TMP/fc.log")"; fi
+grep -q '"LlamaForSequenceClassification"' "$TMP/fc/config.json" && grep -q '"id2label"' "$TMP/fc/config.json" \
+  && pass || fail "full+head config.json"
+"$CTUNE" classify "$TMP/fc" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" >"$TMP/fcc.txt" 2>&1 \
+  && grep -q '^accuracy' "$TMP/fcc.txt" && grep -q '^spam' "$TMP/fcc.txt" && pass \
+  || fail "classify with the full classifier: $(tail -2 "$TMP/fcc.txt")"
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" >"$TMP/nohead.txt" 2>&1 \
+  && fail "classify without a head accepted" || grep -q "no classifier head" "$TMP/nohead.txt" && pass
 # prefix tuning for classification, the same way (PEFT PREFIX_TUNING files)
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method prefix --words "ham= normal,spam= spam" \
      --data "$TMP/sms1200.tsv" --val-split 0.2 --epochs 1 -o "$TMP/xc" --quiet >"$TMP/xc.log" 2>&1; then pass
@@ -67,18 +77,20 @@ grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/xc/adapter_config.json" && grep -q 
 # ctune compare: one table, CSV and JSON, every method on the same split
 head -c 20000 "$CTUNE_SHARED/data/text/tinystories-sample.txt" >"$TMP/general.txt"
 if "$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" \
-     --methods zero-shot,few-shot,head,prompt,prefix,lora --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
+     --methods zero-shot,few-shot,head,prompt,prefix,lora,full --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
      --csv "$TMP/cmp.csv" --json "$TMP/cmp.json" >"$TMP/cmp.md" 2>"$TMP/cmp.log"; then pass
 else fail "compare: $(tail -3 "$TMP/cmp.log")"; fi
 cat "$TMP/cmp.md"
-[ "$(grep -c '^| \(zero-shot\|few-shot\|head\|prompt\|prefix\|lora\) |' "$TMP/cmp.md")" = 6 ] && pass || fail "compare table rows"
-[ "$(wc -l <"$TMP/cmp.csv")" = 7 ] && pass || fail "compare CSV: $(wc -l <"$TMP/cmp.csv") lines"
+[ "$(grep -c '^| \(zero-shot\|few-shot\|head\|prompt\|prefix\|lora\|full\) |' "$TMP/cmp.md")" = 7 ] && pass || fail "compare table rows"
+# full fine-tuning changes the base: its forgetting cell is measured (stories260K ties its embeddings)
+grep '^| full |' "$TMP/cmp.md" | grep -q '(+' && pass || fail "compare: no forgetting for full"
+[ "$(wc -l <"$TMP/cmp.csv")" = 8 ] && pass || fail "compare CSV: $(wc -l <"$TMP/cmp.csv") lines"
 if [ -x "$PY" ]; then
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==6 and all(r['ok'] for r in d)" "$TMP/cmp.json" \
+  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==7 and all(r['ok'] for r in d)" "$TMP/cmp.json" \
     && pass || fail "compare JSON: $(head -c 300 "$TMP/cmp.json")"
 fi
-"$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" --methods full \
-  -o "$TMP/cmp2" >"$TMP/cmp2.txt" 2>&1 && fail "compare accepted full" || grep -q "not implemented yet" "$TMP/cmp2.txt" && pass
+"$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" --methods fancy \
+  -o "$TMP/cmp2" >"$TMP/cmp2.txt" 2>&1 && fail "compare accepted an unknown method" || grep -q "is unknown" "$TMP/cmp2.txt" && pass
 # prompt tuning lowers the validation loss and writes PEFT's PROMPT_TUNING files
 head -c 60000 "$CTUNE_SHARED/data/text/tinyshakespeare.txt" >"$TMP/shake.txt"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --val-split 0.1 --max-len 64 --batch 8 \
