@@ -27,6 +27,18 @@
 #include "train/tkernels.h"
 #include "train/tmodel_internal.h"
 
+void ct__best_init(ct__best *b, int patience) { *b = (ct__best){.acc = -1, .loss = INFINITY, .patience = patience}; }
+
+int ct__best_update(ct__best *b, double acc, double loss) {
+    if (acc > b->acc || (acc == b->acc && loss < b->loss)) {
+        b->acc = acc;
+        b->loss = loss;
+        b->bad = 0;
+        return 1;
+    }
+    return b->patience > 0 && ++b->bad >= b->patience ? -1 : 0;
+}
+
 ct_status ct__cls_features(ct__tmodel *t, const ct__cls_text *ex, size_t n_ex, float *feat) {
     const int C = t->cfg->dim, R = t->o.max_rows, S = t->o.max_seq;
     const int MS = t->o.max_seqs > 0 ? t->o.max_seqs : R; /* prefix tuning's bound */
@@ -135,8 +147,8 @@ ct_status ct__head_train(const float *F, const int *y, size_t n, int C, int K, c
     ct__adamw_opts ao = {.lr = o->lr > 0 ? o->lr : 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                          .weight_decay = o->weight_decay >= 0 ? o->weight_decay : 0.01f, .sched = CT_SCHED_CONSTANT,
                          .total = E * steps_per_epoch, .clip = 0.0f};
-    double best_acc = -1, best_loss = INFINITY;
-    int bad = 0;
+    ct__best bt;
+    ct__best_init(&bt, o->patience);
     long step = 0;
     res->best_epoch = 0;
     res->val_loss = res->val_acc = NAN;
@@ -165,16 +177,13 @@ ct_status ct__head_train(const float *F, const int *y, size_t n, int C, int K, c
         if (!o->quiet)
             fprintf(stderr, "head epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n", e, E, res->train_loss, vl,
                     va);
-        if (va > best_acc || (va == best_acc && vl < best_loss)) {
-            best_acc = va;
-            best_loss = vl;
+        const int u = ct__best_update(&bt, va, vl);
+        if (u < 0) break;
+        if (u) {
             memcpy(best, W, sizeof(float) * nw);
             res->best_epoch = e;
             res->val_loss = vl;
             res->val_acc = va;
-            bad = 0;
-        } else if (o->patience > 0 && ++bad >= o->patience) {
-            break;
         }
     }
     memcpy(W, best, sizeof(float) * nw);

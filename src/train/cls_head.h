@@ -65,6 +65,17 @@ void ct__head_free(float *W, char **labels, int K);
 /* Only the label set of dir/head_config.json. */
 ct_status ct__head_read_labels(const char *dir, char ***labels, int *K);
 
+/* Early stopping of the classifier trainers: the best validation accuracy,
+ * ties going to the lower loss; patience evaluations without a better one
+ * stop the run (0: never). */
+typedef struct {
+    double acc, loss;
+    int bad, patience;
+} ct__best;
+void ct__best_init(ct__best *b, int patience);
+/* 1: a new best (keep these parameters); 0: not; -1: not, and patience is spent. */
+int ct__best_update(ct__best *b, double acc, double loss);
+
 /* Verbalizers: the language model's next-token score of each label's word
  * after the text: scores (n_ex, K) = logit of token word_ids[k] at the last
  * token of each text (the head row of that token dotted with the feature). */

@@ -176,8 +176,8 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
     for (size_t i = 0; i < nva && !s; i++) gold[i] = ct_cls_dataset_get(va, i).label;
     for (size_t i = 0; i < ntr; i++) perm[i] = i;
     long step = 0;
-    double best_acc = -1, best_loss = INFINITY;
-    int bad = 0;
+    ct__best bt;
+    ct__best_init(&bt, o->patience);
     if (!s) memcpy(best, p, sizeof(float) * np);
     const double t0 = ct__now();
     for (int e = 1; e <= E && !s; e++) {
@@ -196,16 +196,13 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
         if (!o->quiet)
             fprintf(stderr, "%s+head epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n",
                     o->method == CT_METHOD_FULL ? "full" : "lora", e, E, res->train_loss, vl, acc);
-        if (acc > best_acc || (acc == best_acc && vl < best_loss)) {
-            best_acc = acc;
-            best_loss = vl;
+        const int u = ct__best_update(&bt, acc, vl);
+        if (u < 0) break;
+        if (u) {
             memcpy(best, p, sizeof(float) * np);
             res->best_epoch = e;
             res->val_loss = vl;
             res->val_accuracy = acc;
-            bad = 0;
-        } else if (o->patience > 0 && ++bad >= o->patience) {
-            break;
         }
     }
     res->train_seconds = ct__now() - t0;
@@ -700,8 +697,8 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
                          .weight_decay = 0, .sched = CT_SCHED_CONSTANT, .total = 1 << 30, .clip = 0};
     for (size_t i = 0; !s && i < nva; i++) gold[i] = ct_cls_dataset_get(va, i).label;
     long step = 0;
-    double best_acc = -1;
-    int bad = 0;
+    ct__best bt; /* on accuracy alone (no validation loss here) */
+    ct__best_init(&bt, o->patience);
     if (!s) memcpy(best, p, sizeof(float) * np);
     const double t0 = ct__now();
     for (int e = 1; e <= E && !s; e++) {
@@ -717,14 +714,12 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
         const double acc = (double)ok / (double)nva;
         if (!o->quiet)
             fprintf(stderr, "%s epoch %d/%d  train loss %.4f  val acc %.4f\n", what, e, E, res->train_loss, acc);
-        if (acc > best_acc) {
-            best_acc = acc;
+        const int u = ct__best_update(&bt, acc, 0.0);
+        if (u < 0) break;
+        if (u) {
             memcpy(best, p, sizeof(float) * np);
             res->best_epoch = e;
             res->val_accuracy = acc;
-            bad = 0;
-        } else if (o->patience > 0 && ++bad >= o->patience) {
-            break;
         }
     }
     res->train_seconds = ct__now() - t0;

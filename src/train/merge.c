@@ -20,7 +20,7 @@
 ct_status ct_model_apply_adapter(ct_model *m, const char *dir) {
     if (!m || !dir) return ct__err(CT_ERR_ARG, "ct_model_apply_adapter: model or directory NULL");
     if (ct__is_prompt_adapter(dir))
-        return ct__err(CT_ERR_UNSUPPORTED, "%s is a prompt-tuning adapter: its virtual tokens are not weights to merge; "
+        return ct__err(CT_ERR_UNSUPPORTED, "%s is a prompt- or prefix-tuning adapter: its virtual tokens are not weights to merge; "
                        "ctune train (validation) and ctune classify use it, generate/eval --adapter take LoRA adapters",
                        dir);
     ct__tm_opts o = {.max_rows = 1, .max_seq = 1, .n_threads = 1};

@@ -38,6 +38,46 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return md / (mb > 0 ? mb : 1);
 }
 
+/* The n texts packed in one micro-batch, each labelled at its last row. tgt, seq: the caller's. */
+static ct__tm_batch cls_batch(const int32_t *ids, const int64_t *lens, const int *y, int n, int32_t *tgt, int32_t *seq) {
+    int o = 0;
+    seq[0] = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < (int)lens[i]; j++) tgt[o + j] = -1;
+        o += (int)lens[i];
+        tgt[o - 1] = y[i];
+        seq[i + 1] = o;
+    }
+    return (ct__tm_batch){.ids = ids, .targets = tgt, .seq = seq, .N = o, .n_seq = n};
+}
+
+/* Worst relative difference of t's gradients (file layout) from the reference
+ * tensors of the same names; *found: how many had one. */
+static double grads_vs(const ct__tmodel *t, const ct_tstore *ref, const char *name, int *found) {
+    int ntab;
+    const ct__tparam *tab = ct__tm_ptable(t, &ntab);
+    double worst = 0;
+    *found = 0;
+    for (int k = 0; k < ntab; k++) {
+        const ct_tref *r = ct__tstore_find(ref, tab[k].name);
+        if (!r) { fprintf(stderr, "%s: no reference gradient for %s\n", name, tab[k].name); continue; }
+        ++*found;
+        float *fl = malloc(sizeof(float) * tab[k].n);
+        ct__tm_param_to_file(t, &tab[k], ct__tm_grads((ct__tmodel *)t) + tab[k].off, fl);
+        double e = max_rel(fl, r->data, tab[k].n);
+        if (e > worst) worst = e;
+        free(fl);
+    }
+    return worst;
+}
+
+static int write_f32(const char *path, const float *x, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    int ok = fwrite(x, sizeof(float), n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
 static void run(const char *dir, const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -132,35 +172,16 @@ static void run(const char *dir, const char *name) {
         if (tl) {
             CHECK_OK(ct__lora_load(tl, ad));
             int32_t tgt[64], seq[9];
-            int o2 = 0;
-            seq[0] = 0;
-            for (int i = 0; i < n; i++) {
-                for (int j = 0; j < (int)lens[i]; j++) tgt[o2 + j] = -1;
-                o2 += (int)lens[i];
-                tgt[o2 - 1] = y[i];
-                seq[i + 1] = o2;
-            }
-            ct__tm_batch b = {.ids = ids, .targets = tgt, .seq = seq, .N = o2, .n_seq = n};
+            ct__tm_batch b = cls_batch(ids, lens, y, n, tgt, seq);
             double sum;
             float lgl[8 * 8];
             ct__tm_zero_grad(tl);
             CHECK_OK(ct__tm_run(tl, &b, 1.0f / (float)n, 1, lgl, &sum));
             const ct_tref *tw2 = ct__tstore_find(&tg2, "loss");
             const double want = tw2 ? ((const float *)tw2->data)[0] : NAN, got = sum / n;
-            int ntab;
-            const ct__tparam *tab = ct__tm_ptable(tl, &ntab);
-            double worst = 0;
-            int found = 0;
-            for (int k = 0; k < ntab; k++) {
-                const ct_tref *r = ct__tstore_find(&tg2, tab[k].name);
-                if (!r) { fprintf(stderr, "%s: no reference gradient for %s\n", name, tab[k].name); continue; }
-                found++;
-                float *fl = malloc(sizeof(float) * tab[k].n);
-                ct__tm_param_to_file(tl, &tab[k], ct__tm_grads(tl) + tab[k].off, fl);
-                double e = max_rel(fl, r->data, tab[k].n);
-                if (e > worst) worst = e;
-                free(fl);
-            }
+            int ntab, found = 0;
+            ct__tm_ptable(tl, &ntab);
+            const double worst = grads_vs(tl, &tg2, name, &found);
             printf("%s LoRA + head vs PEFT SEQ_CLS: loss %.7f vs %.7f, %d gradients, worst rel %.2e\n", name, got, want,
                    found, worst);
             CHECK(fabs(got - want) <= TOL_LOSS * fabs(want));
@@ -176,9 +197,7 @@ static void run(const char *dir, const char *name) {
                 CHECK_OK(ct__lora_save(tl, od, name));
                 CHECK_OK(ct__tm_run(tl, &b, 1.0f, 0, lgl, &sum));
                 snprintf(od, sizeof od, "%s/%s.seqcls.logits.f32", dirout, name);
-                FILE *f = fopen(od, "wb");
-                CHECK(f && fwrite(lgl, sizeof(float), (size_t)n * K, f) == (size_t)n * K);
-                if (f) fclose(f);
+                CHECK(write_f32(od, lgl, (size_t)n * K));
             }
             ct__tm_free(tl);
         }
@@ -202,15 +221,7 @@ static void run(const char *dir, const char *name) {
         if (tf3 && ps) {
             memcpy(ct__tm_params(tf3, NULL) + ps->off, tw->data, sizeof(float) * (size_t)K * C);
             int32_t tgt[64], seq[9];
-            int o2 = 0;
-            seq[0] = 0;
-            for (int i = 0; i < n; i++) {
-                for (int j = 0; j < (int)lens[i]; j++) tgt[o2 + j] = -1;
-                o2 += (int)lens[i];
-                tgt[o2 - 1] = y[i];
-                seq[i + 1] = o2;
-            }
-            ct__tm_batch b = {.ids = ids, .targets = tgt, .seq = seq, .N = o2, .n_seq = n};
+            ct__tm_batch b = cls_batch(ids, lens, y, n, tgt, seq);
             double sum;
             float lgl[8 * 8];
             ct__tm_zero_grad(tf3);
@@ -218,18 +229,8 @@ static void run(const char *dir, const char *name) {
             const ct_tref *tw3 = ct__tstore_find(&tg3, "loss");
             const double want = tw3 ? ((const float *)tw3->data)[0] : NAN, got = sum / n;
             int ntab, found = 0;
-            const ct__tparam *tab = ct__tm_ptable(tf3, &ntab);
-            double worst = 0;
-            for (int k = 0; k < ntab; k++) {
-                const ct_tref *r = ct__tstore_find(&tg3, tab[k].name);
-                if (!r) { fprintf(stderr, "%s: no reference gradient for %s\n", name, tab[k].name); continue; }
-                found++;
-                float *fl = malloc(sizeof(float) * tab[k].n);
-                ct__tm_param_to_file(tf3, &tab[k], ct__tm_grads(tf3) + tab[k].off, fl);
-                double e = max_rel(fl, r->data, tab[k].n);
-                if (e > worst) worst = e;
-                free(fl);
-            }
+            ct__tm_ptable(tf3, &ntab);
+            const double worst = grads_vs(tf3, &tg3, name, &found);
             /* every reference gradient has a parameter here (no lm_head, nothing left out) */
             printf("%s full + head vs transformers: loss %.7f vs %.7f, %d of %zu gradients, worst rel %.2e\n", name,
                    got, want, found, tg3.n - 1, worst);
@@ -280,9 +281,7 @@ static void run(const char *dir, const char *name) {
                 CHECK_OK(ct__save_full_cls(tf3, od, labels));
                 CHECK_OK(ct__tm_run(tf3, &b, 1.0f, 0, lgl, &sum));
                 snprintf(od, sizeof od, "%s/%s.full.logits.f32", dirout, name);
-                FILE *f = fopen(od, "wb");
-                CHECK(f && fwrite(lgl, sizeof(float), (size_t)n * K, f) == (size_t)n * K);
-                if (f) fclose(f);
+                CHECK(write_f32(od, lgl, (size_t)n * K));
             }
         }
         ct__tm_free(tf3);
