@@ -11,10 +11,12 @@
 #include "ctune/cls_train.h"
 
 static const char *CLS_USAGE =
-    "usage: ctune classify MODEL --data FILE [--head DIR | --words LABEL=WORD,...] [options]\n"
+    "usage: ctune classify MODEL --data FILE [--head DIR | --words LABEL=WORD,...] [--adapter DIR] [options]\n"
     "  --head DIR           what `ctune train --task classify` wrote: a head, a LoRA + head, prompt or\n"
     "                       prefix adapter (its label set), or a fully fine-tuned classifier directory\n"
     "  (neither)            MODEL is a *ForSequenceClassification checkpoint (its score head, id2label)\n"
+    "  --adapter DIR        a trained classifier (as --head), or a language-model adapter (LoRA/QLoRA:\n"
+    "                       merged; prompt/prefix: its virtual tokens) under --words\n"
     "  --words L=W,L=W      label words: each label is scored by the model's next-token logit of\n"
     "                       its word after the prompt (zero-shot), e.g. --words 'ham= normal,spam= spam'\n"
     "  --prefix TEXT        prompt text before each example (default none)\n"
@@ -175,7 +177,7 @@ static int is_model_dir(const char *dir) {
 
 int cmd_classify(int argc, char **argv) {
     const char *path = NULL, *tokpath = NULL, *data = NULL, *head = NULL, *words = NULL, *shots_from = NULL;
-    const char *preds = NULL;
+    const char *preds = NULL, *adapter = NULL, *soft = NULL;
     ct_classify_opts o = {0};
     ct_cls_opts dopt = {0};
     int shots = 0, maxlen = 0;
@@ -185,6 +187,7 @@ int cmd_classify(int argc, char **argv) {
         long v;
         if (!strcmp(a, "--data") && more) data = argv[++i];
         else if (!strcmp(a, "--head") && more) head = argv[++i];
+        else if (!strcmp(a, "--adapter") && more) adapter = argv[++i];
         else if (!strcmp(a, "--words") && more) words = argv[++i];
         else if (!strcmp(a, "--prefix") && more) o.prefix = argv[++i];
         else if (!strcmp(a, "--suffix") && more) o.suffix = argv[++i];
@@ -204,7 +207,26 @@ int cmd_classify(int argc, char **argv) {
         else if (!path) path = a;
         else { fprintf(stderr, "ctune classify: unexpected argument '%s'\n", a); return 2; }
     }
-    if (!path || !data || (head && words)) { fputs(CLS_USAGE, stderr); return 2; }
+    if (!path || !data || (head && words) || (head && adapter)) { fputs(CLS_USAGE, stderr); return 2; }
+    if (adapter) { /* what kind of adapter: a trained classifier, or a language-model one for the words */
+        char hc[4096];
+        snprintf(hc, sizeof hc, "%s/head_config.json", adapter);
+        if (access(hc, F_OK) == 0 || is_model_dir(adapter)) {
+            if (words) {
+                fprintf(stderr, "ctune classify: %s is a trained classifier with its own labels; drop --words\n", adapter);
+                return 2;
+            }
+            head = adapter;
+            adapter = NULL;
+        } else if (!words) {
+            fprintf(stderr, "ctune classify: %s is a language-model adapter: give the label words, --words L=W,...\n",
+                    adapter);
+            return 2;
+        } else if (ct_adapter_is_soft_prompt(adapter)) {
+            soft = adapter;
+            adapter = NULL;
+        }
+    }
     if (head && is_model_dir(head)) path = head, head = NULL; /* full fine-tuning's output: the model itself */
     /* --words "ham= normal,spam= spam": labels and their words */
     char *wbuf = NULL;
@@ -228,8 +250,8 @@ int cmd_classify(int argc, char **argv) {
         o.n_labels = K;
     }
     ct_model *m = NULL;
-    ct_status s = cli_load_model(path, tokpath, 0, &m);
-    if (s) { free(wbuf); return cli_fail(path, s); }
+    ct_status s = adapter ? cli_load_model_adapter(path, tokpath, 0, adapter, &m) : cli_load_model(path, tokpath, 0, &m);
+    if (s) { free(wbuf); return cli_fail(adapter ? adapter : path, s); }
     ct_tokenizer *tok = ct_model_tokenizer(m);
     ct_cls_dataset *d = NULL, *sd = NULL;
     int *pred = NULL;
@@ -266,7 +288,7 @@ int cmd_classify(int argc, char **argv) {
     pred = malloc(sizeof(int) * (n ? n : 1));
     char **lab2 = NULL;
     int k2 = 0;
-    o.head_dir = head;
+    o.head_dir = head ? head : soft;
     if (!pred) { rc = cli_fail("classify", CT_ERR_NOMEM); goto done; }
     if ((s = ct_classify(m, d, &o, pred, NULL, &lab2, &k2))) { rc = cli_fail("classify", s); goto done; }
     FILE *pf = preds ? fopen(preds, "w") : NULL;

@@ -87,7 +87,8 @@ typedef struct {
 } ct_classify_opts;
 
 /* Predict every example of d: pred (n) label indices in the label set of
- * the head (head_dir), of labels[] (words), or, with neither, of m itself
+ * the head (head_dir), of labels[] (words; with a prompt/prefix language-model
+ * adapter as head_dir, scored after its virtual tokens), or, with neither, of m itself
  * when it is a *ForSequenceClassification checkpoint (its score head on the
  * last token's final hidden state; ct_model_labels); scores (n, K) when not NULL
  * (softmax probabilities for a head, label-word logits otherwise). The
@@ -98,6 +99,8 @@ ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_op
 void ct_classify_labels_free(char **labels, int k);
 /* The label set a head was trained on (free with ct_classify_labels_free). */
 ct_status ct_head_labels(const char *head_dir, char ***labels, int *k);
+/* 1 when dir holds a PEFT prompt- or prefix-tuning adapter (adapter_config.json). */
+int ct_adapter_is_soft_prompt(const char *dir);
 /* The labels of a *ForSequenceClassification checkpoint (config.json's
  * id2label, else "0", "1", ...). */
 ct_status ct_model_labels(const ct_model *m, char ***labels, int *k);

@@ -342,6 +342,8 @@ ct_status ct_head_labels(const char *head_dir, char ***labels, int *k) {
 
 static ct_status seqcls_labels(const ct_model *m, char ***out);
 
+int ct_adapter_is_soft_prompt(const char *dir) { return dir && ct__is_prompt_adapter(dir); }
+
 ct_status ct_model_labels(const ct_model *m, char ***labels, int *k) {
     if (!m || !labels || !k) return ct__err(CT_ERR_ARG, "ct_model_labels: NULL argument");
     *labels = NULL;
@@ -854,6 +856,19 @@ ct_status ct_classify(ct_model *m, const ct_cls_dataset *d, const ct_classify_op
     char *ac = ct__path_join(o->head_dir, "adapter_config.json");
     const int adapter = ac && ct__file_exists(ac);
     free(ac);
+    if (adapter && ct__is_prompt_adapter(o->head_dir) && o->words) { /* a prompt/prefix language-model adapter
+                                                                         under the caller's label words */
+        if (!o->labels || o->n_labels < 2) return ct__err(CT_ERR_ARG, "classify: label words for 2+ labels");
+        char **lw = ct__calloc((size_t)o->n_labels, sizeof *lw);
+        ct_status s = lw ? CT_OK : ct__err(CT_ERR_NOMEM, "out of memory");
+        for (int k = 0; !s && k < o->n_labels; k++)
+            if (!(lw[k] = ct__strdup(o->labels[k]))) s = ct__err(CT_ERR_NOMEM, "out of memory");
+        if (!s) s = classify_words(m, d, o, pred, scores, o->head_dir);
+        if (s) { ct_classify_labels_free(lw, o->n_labels); return s; }
+        *labels_out = lw;
+        *k_out = o->n_labels;
+        return CT_OK;
+    }
     if (adapter && ct__is_prompt_adapter(o->head_dir)) { /* prompt tuning: its label words, template and tokens */
         char **words = NULL, *prefix = NULL, *suffix = NULL;
         int kw = 0;

@@ -110,4 +110,15 @@ p2=$(grep -o '"val_loss": [0-9.]*' "$TMP/prefix/metrics.jsonl" | tail -1 | awk '
 echo "prefix tuning: val loss $p1 -> $p2"
 awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(b < a - 0.05)}' && pass || fail "prefix tuning val loss $p1 -> $p2"
 grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/prefix/adapter_config.json" && pass || fail "prefix adapter config"
+# label words under language-model adapters: prompt/prefix (their virtual tokens) and LoRA (merged)
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/prefix" --words "ham= normal,spam= spam" \
+  --data "$TMP/sms1200.tsv" >"$TMP/xa.txt" 2>&1 && grep -q '^accuracy' "$TMP/xa.txt" && pass \
+  || fail "classify --adapter (prefix LM) --words: $(tail -2 "$TMP/xa.txt")"
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --max-len 64 --batch 4 --method lora \
+     --max-steps 5 --no-progress --quiet -o "$TMP/lora_lm" >"$TMP/ll.log" 2>&1; then pass; else fail "lora lm: $(tail -2 "$TMP/ll.log")"; fi
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/lora_lm" --words "ham= normal,spam= spam" \
+  --data "$TMP/sms1200.tsv" >"$TMP/la.txt" 2>&1 && grep -q '^accuracy' "$TMP/la.txt" && pass \
+  || fail "classify --adapter (LoRA LM) --words: $(tail -2 "$TMP/la.txt")"
+"$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/lora_lm" --data "$TMP/sms1200.tsv" >"$TMP/la2.txt" 2>&1 \
+  && fail "an LM adapter without words accepted" || grep -q "give the label words" "$TMP/la2.txt" && pass
 finish
