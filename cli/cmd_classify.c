@@ -40,7 +40,8 @@ static const char *HEAD_USAGE =
     "  prefix: prefix tuning, the same way: K learned keys/values per layer, starting as the cache of\n"
     "  K sampled tokens, or --prefix-projection H (PEFT's MLP); lr default 1e-2 (PREFIX_TUNING adapter)\n"
     "  --val FILE | --val-split F (0.1, stratified)   --epochs N (30)  --batch N (32)  --lr X (1e-2)\n"
-    "  --weight-decay X (0.01)  --patience N (5 epochs without a better val accuracy)  --seed S\n"
+    "  --weight-decay X (0.01)  --patience N (5 epochs without a better val score)  --seed S\n"
+    "  --early-stop accuracy|loss  what the best epoch and the patience look at (default accuracy)\n"
     "  --text-column C --label-column L  --max-len N (256)  --skip-bad-rows\n"
     "  --base-dtype nf4|q8|bf16  --precision f32|bf16  -t THREADS  --tokenizer F  --quiet\n";
 
@@ -98,6 +99,12 @@ int cmd_train_head(int argc, char **argv) {
         else if (!strcmp(a, "--weight-decay") && more) { if (!cli_parse_float(a, argv[++i], 0, 10, &d)) return 2; o.weight_decay = (float)d; }
         else if (!strcmp(a, "--epochs") && more) { if (!cli_parse_int(a, argv[++i], 1, 100000, &v)) return 2; o.epochs = (int)v; ep_set = 1; }
         else if (!strcmp(a, "--batch") && more) { if (!cli_parse_int(a, argv[++i], 1, 1 << 20, &v)) return 2; o.batch = (int)v; b_set = 1; }
+        else if (!strcmp(a, "--early-stop") && more) {
+            const char *w = argv[++i];
+            if (!strcmp(w, "loss")) o.early_stop_loss = 1;
+            else if (!strcmp(w, "accuracy")) o.early_stop_loss = 0;
+            else { fprintf(stderr, "ctune train: --early-stop %s: use accuracy or loss\n", w); return 2; }
+        }
         else if (!strcmp(a, "--patience") && more) { if (!cli_parse_int(a, argv[++i], 0, 100000, &v)) return 2; o.patience = (int)v; }
         else if (!strcmp(a, "--max-len") && more) { if (!cli_parse_int(a, argv[++i], 2, 1 << 20, &v)) return 2; o.data.max_len = (int)v; }
         else if (!strcmp(a, "--seed") && more) { if (!cli_parse_int(a, argv[++i], 0, 0x7fffffffL, &v)) return 2; o.seed = (uint64_t)v; }

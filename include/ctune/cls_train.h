@@ -44,7 +44,8 @@ typedef struct {
     int batch;              /* default 32 */
     float lr;               /* default 1e-2 */
     float weight_decay;     /* default 0.01 */
-    int patience;           /* epochs without a better validation accuracy before stopping (default 5; 0 off) */
+    int patience;           /* epochs without a better validation score before stopping (default 5; 0 off) */
+    int early_stop_loss;    /* 1: that score is the validation loss; 0 (default): accuracy, ties to the loss */
     uint64_t seed;          /* default 42 */
     ct_base_dtype base_dtype; /* frozen base as read (DEFAULT) or converted (NF4/Q8/BF16) */
     int bf16;               /* bf16 products for the feature pass */

@@ -27,10 +27,14 @@
 #include "train/tkernels.h"
 #include "train/tmodel_internal.h"
 
-void ct__best_init(ct__best *b, int patience) { *b = (ct__best){.acc = -1, .loss = INFINITY, .patience = patience}; }
+void ct__best_init(ct__best *b, int patience, int on_loss) {
+    *b = (ct__best){.acc = -1, .loss = INFINITY, .patience = patience, .on_loss = on_loss};
+}
 
 int ct__best_update(ct__best *b, double acc, double loss) {
-    if (acc > b->acc || (acc == b->acc && loss < b->loss)) {
+    const int better = b->on_loss ? loss < b->loss || (loss == b->loss && acc > b->acc)
+                                  : acc > b->acc || (acc == b->acc && loss < b->loss);
+    if (better) {
         b->acc = acc;
         b->loss = loss;
         b->bad = 0;
@@ -148,7 +152,7 @@ ct_status ct__head_train(const float *F, const int *y, size_t n, int C, int K, c
                          .weight_decay = o->weight_decay >= 0 ? o->weight_decay : 0.01f, .sched = CT_SCHED_CONSTANT,
                          .total = E * steps_per_epoch, .clip = 0.0f};
     ct__best bt;
-    ct__best_init(&bt, o->patience);
+    ct__best_init(&bt, o->patience, o->on_loss);
     long step = 0;
     res->best_epoch = 0;
     res->val_loss = res->val_acc = NAN;

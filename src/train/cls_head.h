@@ -27,6 +27,7 @@ typedef struct {
     float lr;            /* AdamW learning rate (default 1e-3) */
     float weight_decay;  /* default 0.01 */
     int patience;        /* stop after this many epochs without a better validation score (0: off) */
+    int on_loss;         /* the score is the validation loss (default: accuracy) */
     uint64_t seed;       /* init N(0, 0.02) as transformers' score, and the shuffling */
     int quiet;
 } ct__head_opts;
@@ -66,13 +67,14 @@ void ct__head_free(float *W, char **labels, int K);
 ct_status ct__head_read_labels(const char *dir, char ***labels, int *K);
 
 /* Early stopping of the classifier trainers: the best validation accuracy,
- * ties going to the lower loss; patience evaluations without a better one
- * stop the run (0: never). */
+ * ties going to the lower loss (on_loss: the lowest loss, ties going to the
+ * higher accuracy); patience evaluations without a better one stop the run
+ * (0: never). */
 typedef struct {
     double acc, loss;
-    int bad, patience;
+    int bad, patience, on_loss;
 } ct__best;
-void ct__best_init(ct__best *b, int patience);
+void ct__best_init(ct__best *b, int patience, int on_loss);
 /* 1: a new best (keep these parameters); 0: not; -1: not, and patience is spent. */
 int ct__best_update(ct__best *b, double acc, double loss);
 

@@ -177,7 +177,7 @@ static ct_status train_lora_head(ct_model *m, const ct_head_train_opts *o, const
     for (size_t i = 0; i < ntr; i++) perm[i] = i;
     long step = 0;
     ct__best bt;
-    ct__best_init(&bt, o->patience);
+    ct__best_init(&bt, o->patience, o->early_stop_loss);
     if (!s) memcpy(best, p, sizeof(float) * np);
     const double t0 = ct__now();
     for (int e = 1; e <= E && !s; e++) {
@@ -304,7 +304,7 @@ ct_status ct_head_train(ct_model *m, const ct_head_train_opts *o, ct_head_result
     W = ct__malloc(sizeof(float) * (size_t)K * C);
     if (!W) { s = ct__err(CT_ERR_NOMEM, "head: out of memory"); goto done; }
     ct__head_opts ho = {.epochs = o->epochs, .batch = o->batch, .lr = o->lr, .weight_decay = o->weight_decay,
-                        .patience = o->patience, .seed = o->seed, .quiet = o->quiet};
+                        .patience = o->patience, .on_loss = o->early_stop_loss, .seed = o->seed, .quiet = o->quiet};
     ct__head_result hr;
     t0 = ct__now();
     if ((s = ct__head_train(F, y, res->n_train, C, K, Fv, yv, res->n_val, &ho, W, &hr, t->pool))) goto done;
@@ -562,6 +562,20 @@ static ct_status classify_words(ct_model *m, const ct_cls_dataset *d, const ct_c
 
 /* ---- prompt tuning for classification ----------------------------------------- */
 
+/* Mean cross-entropy of the gold labels over the label words' logits sc (n, K). */
+static double words_loss(const float *sc, const int *gold, size_t n, int K) {
+    double tot = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = sc + i * (size_t)K;
+        float mx = r[0];
+        for (int k = 1; k < K; k++) mx = r[k] > mx ? r[k] : mx;
+        double z = 0;
+        for (int k = 0; k < K; k++) z += exp((double)r[k] - mx);
+        tot += log(z) + mx - r[gold[i]];
+    }
+    return n ? tot / (double)n : NAN;
+}
+
 /* head_config.json of a prompt-tuned classifier: the labels, their words and the template */
 static ct_status save_prompt_config(const char *dir, const ct_classify_opts *co, const char *base_model,
                                     const char *method) {
@@ -699,8 +713,10 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
                          .weight_decay = 0, .sched = CT_SCHED_CONSTANT, .total = 1 << 30, .clip = 0};
     for (size_t i = 0; !s && i < nva; i++) gold[i] = ct_cls_dataset_get(va, i).label;
     long step = 0;
-    ct__best bt; /* on accuracy alone (no validation loss here) */
-    ct__best_init(&bt, o->patience);
+    ct__best bt; /* validation loss: the cross-entropy over the label words' logits */
+    ct__best_init(&bt, o->patience, o->early_stop_loss);
+    float *vsc = ct__malloc(sizeof(float) * (nva ? nva : 1) * (size_t)K);
+    if (!vsc) s = ct__err(CT_ERR_NOMEM, "out of memory");
     if (!s) memcpy(best, p, sizeof(float) * np);
     const double t0 = ct__now();
     for (int e = 1; e <= E && !s; e++) {
@@ -710,18 +726,20 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
         res->train_loss = tl / (double)ntr;
         res->epochs_run = e;
         if (!va) { memcpy(best, p, sizeof(float) * np); res->best_epoch = e; continue; }
-        if ((s = score_prompts(t, &Pv, K, pred, NULL))) break;
+        if ((s = score_prompts(t, &Pv, K, pred, vsc))) break;
         size_t ok = 0;
         for (size_t i = 0; i < nva; i++) ok += pred[i] == gold[i];
-        const double acc = (double)ok / (double)nva;
+        const double acc = (double)ok / (double)nva, vl = words_loss(vsc, gold, nva, K);
         if (!o->quiet)
-            fprintf(stderr, "%s epoch %d/%d  train loss %.4f  val acc %.4f\n", what, e, E, res->train_loss, acc);
-        const int u = ct__best_update(&bt, acc, 0.0);
+            fprintf(stderr, "%s epoch %d/%d  train loss %.4f  val loss %.4f  val acc %.4f\n", what, e, E,
+                    res->train_loss, vl, acc);
+        const int u = ct__best_update(&bt, acc, vl);
         if (u < 0) break;
         if (u) {
             memcpy(best, p, sizeof(float) * np);
             res->best_epoch = e;
             res->val_accuracy = acc;
+            res->val_loss = vl;
         }
     }
     res->train_seconds = ct__now() - t0;
@@ -737,7 +755,7 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
     }
     if (!s) s = ct__prompt_save(t, o->out_dir, m->path, "SAMPLE_VOCAB", NULL, m->path);
     if (!s) s = save_prompt_config(o->out_dir, &co, m->path, what);
-    free(mom); free(vel); free(best); free(perm); free(pred); free(gold);
+    free(mom); free(vel); free(best); free(perm); free(pred); free(gold); free(vsc);
     ct__tm_free(t);
     prompts_free(&Pt);
     prompts_free(&Pv);

@@ -21,6 +21,11 @@ echo "head on the frozen stories260K: val accuracy $acc (majority class: 0.865)"
 awk -v a="$acc" 'BEGIN{exit !(a > 0.88)}' && pass || fail "head val accuracy $acc not above the majority baseline"
 for f in head.safetensors head_config.json; do [ -s "$TMP/head/$f" ] && pass || fail "no $f"; done
 grep -q '"spam"' "$TMP/head/head_config.json" && pass || fail "label set not saved"
+# early stopping on the validation loss: the epochs stop after --patience without a lower one
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --method head --data "$SMS" --val-split 0.2 --early-stop loss --patience 2 \
+     --epochs 200 --lr 0.05 -o "$TMP/headl" >"$TMP/headl.log" 2>&1; then pass; else fail "head --early-stop loss: $(tail -2 "$TMP/headl.log")"; fi
+grep -q 'epochs, best' "$TMP/headl.log" && ! grep -q '(200 epochs' "$TMP/headl.log" && pass \
+  || fail "early stopping on loss did not stop: $(tail -1 "$TMP/headl.log")"
 # classify with the head: the report, and one prediction per line
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --head "$TMP/head" --data "$SMS" --predictions "$TMP/pred.tsv" \
   >"$TMP/cls.txt" 2>"$TMP/cls.log" || fail "classify --head: $(tail -3 "$TMP/cls.log")"
