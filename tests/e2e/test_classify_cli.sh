@@ -14,6 +14,8 @@ M=$CTUNE_SHARED/models/stories260K
 BIN=$M/stories260K.bin
 TOK=$M/tok512.bin
 SMS=$CTUNE_SHARED/data/sms-spam/SMSSpamCollection
+head -n 1200 "$SMS" >"$TMP/sms1200.tsv"
+head -n 500 "$SMS" >"$TMP/sms500.tsv"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --method head --data "$SMS" --val-split 0.2 -o "$TMP/head" \
      >"$TMP/head.log" 2>&1; then pass; else fail "head training: $(tail -3 "$TMP/head.log")"; fi
 acc=$(grep -o 'val accuracy [0-9.]*' "$TMP/head.log" | awk '{print $3}')
@@ -22,7 +24,7 @@ awk -v a="$acc" 'BEGIN{exit !(a > 0.88)}' && pass || fail "head val accuracy $ac
 for f in head.safetensors head_config.json; do [ -s "$TMP/head/$f" ] && pass || fail "no $f"; done
 grep -q '"spam"' "$TMP/head/head_config.json" && pass || fail "label set not saved"
 # early stopping on the validation loss: the epochs stop after --patience without a lower one
-if "$CTUNE" train "$BIN" --tokenizer "$TOK" --method head --data "$SMS" --val-split 0.2 --early-stop loss --patience 2 \
+if "$CTUNE" train "$BIN" --tokenizer "$TOK" --method head --data "$TMP/sms1200.tsv" --val-split 0.2 --early-stop loss --patience 2 \
      --epochs 200 --lr 0.05 -o "$TMP/headl" >"$TMP/headl.log" 2>&1; then pass; else fail "head --early-stop loss: $(tail -2 "$TMP/headl.log")"; fi
 grep -q 'epochs, best' "$TMP/headl.log" && ! grep -q '(200 epochs' "$TMP/headl.log" && pass \
   || fail "early stopping on loss did not stop: $(tail -1 "$TMP/headl.log")"
@@ -41,13 +43,12 @@ else
 fi
 # label words: zero- and few-shot run and report; words that share every token are refused
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --words "ham= normal,spam= spam" --shots 2 --shots-from "$SMS" \
-  --data "$SMS" >"$TMP/fs.txt" 2>"$TMP/fs.log" && grep -q '^accuracy' "$TMP/fs.txt" && pass \
+  --data "$TMP/sms500.tsv" >"$TMP/fs.txt" 2>"$TMP/fs.log" && grep -q '^accuracy' "$TMP/fs.txt" && pass \
   || fail "few-shot: $(tail -2 "$TMP/fs.log")"
 if "$CTUNE" classify "$BIN" --tokenizer "$TOK" --words "ham= spam,spam= spam" --data "$SMS" >"$TMP/w.txt" 2>&1; then
   fail "identical label words accepted"
 else grep -q "is a token prefix of another label word" "$TMP/w.txt" && pass || fail "label words: $(cat "$TMP/w.txt")"; fi
 # LoRA + head trains and ctune classify reads its SEQ_CLS adapter
-head -n 1200 "$SMS" >"$TMP/sms1200.tsv"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --task classify --method lora --targets all-linear --data "$TMP/sms1200.tsv" \
      --val-split 0.2 --epochs 1 -o "$TMP/lh" --quiet >"$TMP/lh.log" 2>&1; then pass; else fail "lora+head: $(tail -3 "$TMP/lh.log")"; fi
 grep -q '"task_type": "SEQ_CLS"' "$TMP/lh/adapter_config.json" && pass || fail "lora+head adapter is not SEQ_CLS"
@@ -81,7 +82,7 @@ grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/xc/adapter_config.json" && grep -q 
   && grep -q '^accuracy' "$TMP/xcc.txt" && pass || fail "classify with the prefix adapter: $(tail -2 "$TMP/xcc.txt")"
 # ctune compare: one table, CSV and JSON, every method on the same split
 head -c 20000 "$CTUNE_SHARED/data/text/tinystories-sample.txt" >"$TMP/general.txt"
-if "$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms1200.tsv" --words "ham= normal,spam= spam" \
+if "$CTUNE" compare "$BIN" --tokenizer "$TOK" --data "$TMP/sms500.tsv" --words "ham= normal,spam= spam" \
      --methods zero-shot,few-shot,head,prompt,prefix,lora,full --general "$TMP/general.txt" --shots 2 -o "$TMP/cmp" \
      --csv "$TMP/cmp.csv" --json "$TMP/cmp.json" >"$TMP/cmp.md" 2>"$TMP/cmp.log"; then pass
 else fail "compare: $(tail -3 "$TMP/cmp.log")"; fi
@@ -117,12 +118,12 @@ awk -v a="$p1" -v b="$p2" 'BEGIN{exit !(b < a - 0.05)}' && pass || fail "prefix 
 grep -q '"peft_type": "PREFIX_TUNING"' "$TMP/prefix/adapter_config.json" && pass || fail "prefix adapter config"
 # label words under language-model adapters: prompt/prefix (their virtual tokens) and LoRA (merged)
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/prefix" --words "ham= normal,spam= spam" \
-  --data "$TMP/sms1200.tsv" >"$TMP/xa.txt" 2>&1 && grep -q '^accuracy' "$TMP/xa.txt" && pass \
+  --data "$TMP/sms500.tsv" >"$TMP/xa.txt" 2>&1 && grep -q '^accuracy' "$TMP/xa.txt" && pass \
   || fail "classify --adapter (prefix LM) --words: $(tail -2 "$TMP/xa.txt")"
 if "$CTUNE" train "$BIN" --tokenizer "$TOK" --data "$TMP/shake.txt" --max-len 64 --batch 4 --method lora \
      --max-steps 5 --no-progress --quiet -o "$TMP/lora_lm" >"$TMP/ll.log" 2>&1; then pass; else fail "lora lm: $(tail -2 "$TMP/ll.log")"; fi
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/lora_lm" --words "ham= normal,spam= spam" \
-  --data "$TMP/sms1200.tsv" >"$TMP/la.txt" 2>&1 && grep -q '^accuracy' "$TMP/la.txt" && pass \
+  --data "$TMP/sms500.tsv" >"$TMP/la.txt" 2>&1 && grep -q '^accuracy' "$TMP/la.txt" && pass \
   || fail "classify --adapter (LoRA LM) --words: $(tail -2 "$TMP/la.txt")"
 "$CTUNE" classify "$BIN" --tokenizer "$TOK" --adapter "$TMP/lora_lm" --data "$TMP/sms1200.tsv" >"$TMP/la2.txt" 2>&1 \
   && fail "an LM adapter without words accepted" || grep -q "give the label words" "$TMP/la2.txt" && pass
