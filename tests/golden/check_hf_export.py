@@ -17,11 +17,12 @@ def main():
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=n, do_sample=False)
-    text = tok.decode(out[0][ids.shape[1]:], skip_special_tokens=True)
+    new = out[0][ids.shape[1]:]
+    assert 0 < len(new) <= n, f"check_hf_export: transformers generated {len(new)} tokens (asked for {n})"
+    text = tok.decode(new, skip_special_tokens=True)
     want = open(ctune_file, encoding="utf-8").read().rstrip("\n")
     print(f"transformers: {text!r}\nctune:        {want!r}")
-    if text != want:
-        raise SystemExit(f"check_hf_export: transformers' greedy continuation differs from ctune's ({d})")
+    assert text == want, f"check_hf_export: transformers' greedy continuation differs from ctune's ({d})"
     print("same")
 
 

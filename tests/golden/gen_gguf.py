@@ -32,8 +32,8 @@ def write(path, w):
     w.close()
     # read it back with gguf-py's own reader: what the C tests compare with must parse
     r = gguf.GGUFReader(str(path))
-    if len(r.tensors) == 0 and len(r.fields) == 0:
-        raise SystemExit(f"gen_gguf: {path} reads back empty")
+    assert len(r.tensors) > 0 or len(r.fields) > 0, f"gen_gguf: {path} reads back empty"
+    return r
 
 
 def quant_input(rng, rows=24, cols=256):
@@ -53,14 +53,25 @@ def quant_input(rng, rows=24, cols=256):
     return x.astype(np.float32)
 
 
+# Largest |dequantized - source| a row may show, as a fraction of the row's largest |x|:
+# half a step or so of each format (Q4_0 maps -max to -8: up to a step of max/8).
+ROW_ERR = {QT.F32: 0.0, QT.F16: 1e-3, QT.BF16: 8e-3, QT.Q8_0: 1 / 127, QT.Q4_0: 1 / 7, QT.Q4_1: 2 / 15}
+
+
 def gen_quant(out):
     rng = np.random.default_rng(1234)
     w = gguf.GGUFWriter(None, "ctune-test")
     w.add_custom_alignment(64)
+    srcs = {}
     for qt in (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_1):
         src = quant_input(rng)
         q = gguf.quants.quantize(src, qt)
         deq = gguf.quants.dequantize(q, qt).astype(np.float32).reshape(src.shape)
+        # the reference itself is sane: gguf-py's round trip stays within the format's step
+        err = np.abs(deq - src).max(axis=1)
+        bound = ROW_ERR[qt] * np.abs(src).max(axis=1) + 1e-30
+        assert (err <= bound).all(), f"gen_gguf: {qt.name} round trip error {err.max():.3g} beyond its step"
+        srcs[f"{qt.name}.src"] = src
         name = qt.name
         w.add_tensor(f"{name}.src", src)
         if q.dtype == np.uint8:
@@ -68,7 +79,11 @@ def gen_quant(out):
         else:
             w.add_tensor(f"{name}.q", q)
         w.add_tensor(f"{name}.deq", deq)
-    write(out / "quant.gguf", w)
+    r = write(out / "quant.gguf", w)
+    back = {t.name: np.asarray(t.data).reshape(-1) for t in r.tensors if t.name in srcs}
+    assert set(back) == set(srcs), f"gen_gguf: quant.gguf reads back {sorted(back)}"
+    for name, src in srcs.items():
+        assert np.array_equal(back[name], src.reshape(-1)), f"gen_gguf: {name} reads back changed"
 
 
 def gen_meta(out):

@@ -13,7 +13,7 @@ import struct
 import sys
 
 import numpy as np
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -69,8 +69,7 @@ def patch(d, fn):
     new = fn(b)
     # a patch that changes nothing would make its case pass for no reason
     # (bad_header_json once replaced '{' with '{')
-    if bytes(new) == bytes(b):
-        raise SystemExit(f"make_bad_inputs: the patch for {d} leaves the file unchanged")
+    assert bytes(new) != bytes(b), f"make_bad_inputs: the patch for {d} leaves the file unchanged"
     open(p, "wb").write(bytes(new))
 
 
@@ -118,6 +117,15 @@ d = make("size_overflow", expect="model.norm.weight")
 patch(d, rewrite_header(set_field("model.norm.weight", "shape", [2**40, 2**40])))
 d = make("offsets_overlap", expect="model.safetensors")
 patch(d, rewrite_header(set_field("model.norm.weight", "data_offsets", lambda e: [e[0] - 4, e[1] - 4])))
+
+# the baseline is good (safetensors reads it back unchanged), and every other case differs from it
+back = load_file(os.path.join(out, "valid", "model.safetensors"))
+assert set(back) == set(W) and all(np.array_equal(back[k], W[k]) for k in W), "make_bad_inputs: the valid case is not"
+good = {f: open(os.path.join(out, "valid", f), "rb").read() for f in ("config.json", "model.safetensors")}
+for name, _ in cases[1:]:
+    same = [f for f in good if os.path.exists(os.path.join(out, name, f))
+            and open(os.path.join(out, name, f), "rb").read() == good[f]]
+    assert len(same) < 2, f"make_bad_inputs: case {name} is identical to the valid one"
 
 with open(os.path.join(out, "cases.tsv"), "w") as f:
     for name, expect in cases:

@@ -236,6 +236,7 @@ def main():
     t = time.time()
     pids = encode(a.prompt, tok)
     gen, margin = greedy(m, pids, a.n)
+    assert len(gen) == a.n and all(0 <= g < m["V"] for g in gen), f"ref_stories: greedy gave {len(gen)} tokens"
     text, prev = b"", pids[-1]
     for g in gen:
         text += piece_bytes(tok, prev, g)
@@ -252,8 +253,9 @@ def main():
     np.asarray(ids, dtype="<i4").tofile(os.path.join(a.out, "data_ids.i32"))
     m32 = load_model(a.model, np.float32)  # float32 forward here: 3x faster, errors ~1e-6
     ppl, scored, nll = perplexity(m32, ids, a.ctx, a.stride)
-    if scored != len(ids) - 1 or not (1.0 < ppl < 512):  # every target once; below uniform over 512 tokens
-        raise SystemExit(f"ref_stories: scored {scored} of {len(ids) - 1} targets, ppl {ppl}: the reference is broken")
+    # every target once; below uniform over 512 tokens
+    assert scored == len(ids) - 1 and 1.0 < ppl < 512, \
+        f"ref_stories: scored {scored} of {len(ids) - 1} targets, ppl {ppl}: the reference is broken"
     with open(os.path.join(a.out, "ppl.txt"), "w") as f:
         f.write(f"{ppl:.10g} {len(ids)} {scored} {nll:.10g} {a.ctx} {a.stride}\n")
     print(f"perplexity {ppl:.6f} over {scored} of {len(ids)} tokens (ctx {a.ctx}, stride {a.stride}), "
