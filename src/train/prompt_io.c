@@ -46,52 +46,37 @@ ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model
         o.src = ct__tm_prefix_table(t);
     }
     s = ct__st_write(st, &o, 1, "{\"format\":\"pt\"}");
-    if (!s && prefix) {
+    if (!s) { /* one key set a kind (sorted, as PEFT writes them); each kind's own keys in place */
         ct_jw w;
         ct__jw_init(&w, 1);
         ct__jw_obj_begin(&w);
         kv_null(&w, "auto_mapping");
         kv_str(&w, "base_model_name_or_path", base_model);
-        kv_int(&w, "encoder_hidden_size", t->o.prefix_hidden > 0 ? t->o.prefix_hidden : t->kvd);
+        if (prefix) kv_int(&w, "encoder_hidden_size", t->o.prefix_hidden > 0 ? t->o.prefix_hidden : t->kvd);
         ct__jw_key(&w, "inference_mode");
         ct__jw_bool(&w, 1);
-        kv_null(&w, "init_weights");
+        if (prefix) kv_null(&w, "init_weights");
         kv_null(&w, "modules_to_save");
-        kv_int(&w, "num_attention_heads", g->n_kv_heads);
+        kv_int(&w, "num_attention_heads", prefix ? g->n_kv_heads : g->n_heads);
         kv_int(&w, "num_layers", g->n_layers);
         kv_int(&w, "num_transformer_submodules", 1);
         kv_int(&w, "num_virtual_tokens", t->o.n_virtual);
-        kv_str(&w, "peft_type", "PREFIX_TUNING");
+        kv_str(&w, "peft_type", prefix ? "PREFIX_TUNING" : "PROMPT_TUNING");
         kv_str(&w, "peft_version", CT_PEFT_FORMAT_VERSION);
-        ct__jw_key(&w, "prefix_projection");
-        ct__jw_bool(&w, t->o.prefix_hidden > 0);
+        if (prefix) {
+            ct__jw_key(&w, "prefix_projection");
+            ct__jw_bool(&w, t->o.prefix_hidden > 0);
+        } else {
+            kv_str(&w, "prompt_tuning_init", init ? init : "RANDOM");
+            kv_str(&w, "prompt_tuning_init_text", init_text);
+        }
         kv_null(&w, "revision");
         kv_str(&w, "task_type", "CAUSAL_LM");
-        kv_int(&w, "token_dim", t->kvd);
-        ct__jw_obj_end(&w);
-        s = ct__jw_write_file(cj, &w);
-    } else if (!s) {
-        ct_jw w;
-        ct__jw_init(&w, 1);
-        ct__jw_obj_begin(&w);
-        kv_null(&w, "auto_mapping");
-        kv_str(&w, "base_model_name_or_path", base_model);
-        ct__jw_key(&w, "inference_mode");
-        ct__jw_bool(&w, 1);
-        kv_null(&w, "modules_to_save");
-        kv_int(&w, "num_attention_heads", g->n_heads);
-        kv_int(&w, "num_layers", g->n_layers);
-        kv_int(&w, "num_transformer_submodules", 1);
-        kv_int(&w, "num_virtual_tokens", t->o.n_virtual);
-        kv_str(&w, "peft_type", "PROMPT_TUNING");
-        kv_str(&w, "peft_version", CT_PEFT_FORMAT_VERSION);
-        kv_str(&w, "prompt_tuning_init", init ? init : "RANDOM");
-        kv_str(&w, "prompt_tuning_init_text", init_text);
-        kv_null(&w, "revision");
-        kv_str(&w, "task_type", "CAUSAL_LM");
-        kv_int(&w, "token_dim", g->dim);
-        kv_null(&w, "tokenizer_kwargs");
-        kv_str(&w, "tokenizer_name_or_path", tokenizer);
+        kv_int(&w, "token_dim", prefix ? t->kvd : g->dim);
+        if (!prefix) {
+            kv_null(&w, "tokenizer_kwargs");
+            kv_str(&w, "tokenizer_name_or_path", tokenizer);
+        }
         ct__jw_obj_end(&w);
         s = ct__jw_write_file(cj, &w);
     }

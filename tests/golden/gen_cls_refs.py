@@ -39,7 +39,7 @@ import transformers
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_hf_tiny import reinit  # noqa: E402
+from gen_hf_tiny import logits_vs_file, reinit  # noqa: E402
 
 
 def configs():
@@ -135,7 +135,6 @@ def main():
 
 
 def check(out, cto):
-    import numpy as np
     bad = []
     for name in configs():
         base = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -151,24 +150,19 @@ def check(out, cto):
             o += n
         with torch.no_grad():
             lg = torch.stack([pm(input_ids=x[None]).logits[0] for x in xs]).numpy()
-        want = np.fromfile(os.path.join(cto, name + ".seqcls.logits.f32"), dtype=np.float32).reshape(lg.shape)
-        err = float(np.abs(lg - want).max() / np.abs(want).max())
-        print(f"{name}: PEFT on ctune's LoRA + head adapter vs ctune's logits: rel {err:.2e}")
-        if not err <= 1e-5:
-            bad.append(f"{name}: rel {err:.2e} > 1e-5")
+        logits_vs_file(lg, os.path.join(cto, name + ".seqcls.logits.f32"),
+                       f"{name}: PEFT on ctune's LoRA + head adapter vs ctune's logits", bad)
         full = transformers.AutoModelForSequenceClassification.from_pretrained(
             os.path.join(cto, name + ".full"), attn_implementation="eager")
         full.eval()
         with torch.no_grad():
             lg = torch.stack([full(input_ids=x[None]).logits[0] for x in xs]).numpy()
-        want = np.fromfile(os.path.join(cto, name + ".full.logits.f32"), dtype=np.float32).reshape(lg.shape)
-        err = float(np.abs(lg - want).max() / np.abs(want).max())
-        print(f"{name}: transformers on ctune's full + head directory vs ctune's logits: rel {err:.2e}, "
-              f"labels {full.config.id2label}")
-        if not err <= 1e-5 or full.config.id2label != {0: "neg", 1: "neutral", 2: "pos"}:
-            bad.append(f"{name} full: rel {err:.2e}, labels {full.config.id2label}")
-    if bad:
-        raise SystemExit("transformers/PEFT do not reproduce ctune's classifiers: " + "; ".join(bad))
+        logits_vs_file(lg, os.path.join(cto, name + ".full.logits.f32"),
+                       f"{name}: transformers on ctune's full + head directory vs ctune's logits", bad)
+        print(f"{name}: labels {full.config.id2label}")
+        if full.config.id2label != {0: "neg", 1: "neutral", 2: "pos"}:
+            bad.append(f"{name} full: labels {full.config.id2label}")
+    assert not bad, "transformers/PEFT do not reproduce ctune's classifiers: " + "; ".join(bad)
 
 
 if __name__ == "__main__":

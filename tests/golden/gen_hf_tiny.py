@@ -41,6 +41,17 @@ TOL_Q8_REL = 0.03  # Q8_0 weights: max |dlogit| / max |logit|; the decode kernel
                    # activations to 8 bits (as llama.cpp does), the batched ones do not
 
 
+def logits_vs_file(lg, path, what, bad, tol=1e-5):
+    """Compare logits lg (numpy) with ctune's raw f32 file at path: print the
+    difference relative to the largest |logit| and add to bad when over tol."""
+    want = np.fromfile(path, dtype=np.float32).reshape(lg.shape)
+    err = float(np.abs(lg - want).max() / np.abs(want).max())
+    print(f"{what}: rel {err:.2e}")
+    if not err <= tol:
+        bad.append(f"{what}: rel {err:.2e} > {tol:g}")
+    return err
+
+
 def reinit(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

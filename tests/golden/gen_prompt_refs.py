@@ -25,7 +25,7 @@ import peft
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_hf_tiny import reinit  # noqa: E402
+from gen_hf_tiny import logits_vs_file, reinit  # noqa: E402
 
 K = 4
 
@@ -86,7 +86,6 @@ def gen(out):
 
 
 def check(out, cto):
-    import numpy as np
     from safetensors.torch import load_file
     bad = []
     for name in configs():
@@ -96,11 +95,8 @@ def check(out, cto):
         ids = load_file(os.path.join(out, name + ".prompt.safetensors"))["ids"][:7]
         with torch.no_grad():
             lg = text_logits(pm, ids).numpy()
-        want = np.fromfile(os.path.join(cto, name + ".logits.f32"), dtype=np.float32).reshape(lg.shape)
-        err = float(np.abs(lg - want).max() / np.abs(want).max())
-        print(f"{name}: PEFT on ctune's prompt adapter vs ctune's logits: rel {err:.2e}")
-        if not err <= 1e-5:
-            bad.append(f"{name}: rel {err:.2e} > 1e-5")
+        logits_vs_file(lg, os.path.join(cto, name + ".logits.f32"),
+                       f"{name}: PEFT on ctune's prompt adapter vs ctune's logits", bad)
     assert not bad, "PEFT does not reproduce ctune's prompt adapter: " + "; ".join(bad)
 
 

@@ -28,16 +28,6 @@
 #define TOL_LOSS 1e-6
 #define TOL_GRAD 1e-5
 
-static double max_rel(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 0 ? mb : 1);
-}
-
 /* The n texts packed in one micro-batch, each labelled at its last row. tgt, seq: the caller's. */
 static ct__tm_batch cls_batch(const int32_t *ids, const int64_t *lens, const int *y, int n, int32_t *tgt, int32_t *seq) {
     int o = 0;
@@ -64,7 +54,7 @@ static double grads_vs(const ct__tmodel *t, const ct_tstore *ref, const char *na
         ++*found;
         float *fl = malloc(sizeof(float) * tab[k].n);
         ct__tm_param_to_file(t, &tab[k], ct__tm_grads((ct__tmodel *)t) + tab[k].off, fl);
-        double e = max_rel(fl, r->data, tab[k].n);
+        double e = ct_test_max_rel(fl, r->data, tab[k].n);
         if (e > worst) worst = e;
         free(fl);
     }
@@ -113,10 +103,10 @@ static void run(const char *dir, const char *name) {
         float *feat = malloc(sizeof(float) * (size_t)n * C), *lg = malloc(sizeof(float) * (size_t)n * K);
         float *gW = malloc(sizeof(float) * (size_t)K * C), *lg2 = malloc(sizeof(float) * (size_t)n * K);
         CHECK_OK(ct__cls_features(t, ex, (size_t)n, feat));
-        double ef = max_rel(feat, tf->data, (size_t)n * C);
+        double ef = ct_test_max_rel(feat, tf->data, (size_t)n * C);
         double loss = ct__head_loss(feat, y, (size_t)n, C, K, tw->data, gW, lg, NULL);
         double el = fabs(loss - ((const float *)tloss->data)[0]) / fabs(((const float *)tloss->data)[0]);
-        double eg = max_rel(gW, tgr->data, (size_t)K * C);
+        double eg = ct_test_max_rel(gW, tgr->data, (size_t)K * C);
         /* logits: F W^T (ct__head_loss overwrote lg with its gradient) */
         int pred[8];
         float probs[8 * 8];
@@ -260,7 +250,7 @@ static void run(const char *dir, const char *name) {
                             for (int c = 0; c < C; c++) a += (double)feat[i * C + c] * W3[k * C + c];
                             lz[i * K + k] = (float)a;
                         }
-                    double e = max_rel(lz, tg->data, (size_t)n * K);
+                    double e = ct_test_max_rel(lz, tg->data, (size_t)n * K);
                     printf("%s: transformers' *ForSequenceClassification directory in ctune: logits rel %.2e\n", name, e);
                     CHECK(e <= TOL_FEAT);
                 }

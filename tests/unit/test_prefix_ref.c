@@ -30,16 +30,6 @@
 #define TOL_TABLE 1e-6
 #define TOL_LOGIT 1e-5
 
-/* largest |a - b| over the largest |b| */
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > md) md = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
-
 static int write_raw(const char *dir, const char *name, const char *ext, const void *p, size_t bytes) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
@@ -119,7 +109,7 @@ static void run_plain(const char *dir, const char *out, const char *name) {
     const ct__tparam *p = ct__tm_find(t, "prompt_embeddings");
     CHECK(p && (int64_t)p->n == tg->shape[0] * tg->shape[1]);
     if (!p) goto done;
-    const double gd = rel_diff(ct__tm_grads(t) + p->off, tg->data, p->n);
+    const double gd = ct_test_max_rel(ct__tm_grads(t) + p->off, tg->data, p->n);
     printf("%s prefix tuning vs PEFT: loss %.7f vs %.7f (rel %.2e), prompt_embeddings [%lld, %lld] grad rel %.2e\n",
            name, loss, want, fabs(loss - want) / fabs(want), (long long)p->shape[0], (long long)p->shape[1], gd);
     CHECK(fabs(loss - want) <= TOL_LOSS * fabs(want));
@@ -200,7 +190,7 @@ static void run_proj(const char *dir, const char *name) {
         memcpy(params + tabp[i].off, r->data, n * sizeof(float));
     }
     const size_t T = (size_t)want_tab->shape[1];
-    const double td = rel_diff(ct__tm_prefix_table(t), want_tab->data, 3 * T);
+    const double td = ct_test_max_rel(ct__tm_prefix_table(t), want_tab->data, 3 * T);
     ct__tm_batch b = {.ids = x.ids, .targets = x.tgt, .seq = x.seq, .N = x.N, .n_seq = 2};
     double sum;
     ct__tm_zero_grad(t);
@@ -216,7 +206,7 @@ static void run_proj(const char *dir, const char *name) {
         const ct_tref *r = ct__tstore_find(&ts, key);
         CHECK(r != NULL);
         if (!r) continue;
-        const double gd = rel_diff(ct__tm_grads(t) + tabp[i].off, r->data, tabp[i].n);
+        const double gd = ct_test_max_rel(ct__tm_grads(t) + tabp[i].off, r->data, tabp[i].n);
         printf("  %-36s grad rel %.2e\n", tabp[i].name, gd);
         CHECK(gd <= TOL_GRAD);
     }
@@ -293,7 +283,7 @@ static void run_stories(const char *shared, const char *out) {
         CHECK(ct_model_config(m2)->rope_style != CT_ROPE_NORM);
         float *lg2 = prefix_logits(m2, ad, ids, N);
         if (lg2) {
-            double d = rel_diff(lg2, lg, (size_t)N * V);
+            double d = ct_test_max_rel(lg2, lg, (size_t)N * V);
             printf("stories260K prefix: llama2.c file vs its HF export, same adapter: logits rel %.2e\n", d);
             CHECK(d <= TOL_LOGIT);
         }
@@ -316,7 +306,7 @@ static void run_stories(const char *shared, const char *out) {
         ct__tm_batch bp = {.ids = ids + 5, .targets = tg, .seq = sq2, .N = N - 5, .n_seq = 1};
         CHECK_OK(ct__tm_run(z, &bz, 1.0f, 0, a, &sum));
         CHECK_OK(ct__tm_run(t, &bp, 1.0f, 0, c, &sum));
-        double d = rel_diff(c, a + 5 * (size_t)V, (size_t)(N - 5) * V);
+        double d = ct_test_max_rel(c, a + 5 * (size_t)V, (size_t)(N - 5) * V);
         printf("stories260K prefix = cache of 5 tokens: logits vs the 12-token text: rel %.2e\n", d);
         CHECK(d <= TOL_LOGIT);
         free(a);

@@ -28,15 +28,6 @@ static ct_model *load(void) {
     return m;
 }
 
-static double max_rel(const float *a, const float *b, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > md) md = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > mr) mr = fabs(b[i]);
-    }
-    return md / (mr > 1e-12 ? mr : 1e-12);
-}
-
 static void run(ct_model *m, int bf16, ct__tm_base base) {
     const ct_config *g = ct_model_config(m);
     int V = g->vocab_size;
@@ -72,7 +63,7 @@ static void run(ct_model *m, int bf16, ct__tm_base base) {
             else
                 for (int r = 0; r < Lq->out; r++) ct__mat_row_f32(&Lq->base, r, w + (size_t)r * Lq->in);
             for (int r = 0; r < Lr->out; r++) ct__mat_row_f32(&Lr->base, r, orig + (size_t)r * Lr->in);
-            changed += max_rel(w, orig, n);
+            changed += ct_test_max_rel(w, orig, n);
             if (want == CT_DT_NF4) { /* the threaded conversion = one serial bitsandbytes quantize_4bit */
                 const int64_t nb = ct__q4_nblocks((int64_t)n, CT_NF4_BLOCK);
                 uint8_t *pk = malloc((n + 1) / 2), *qa = malloc((size_t)nb);
@@ -116,7 +107,7 @@ static void run(ct_model *m, int bf16, ct__tm_base base) {
     float *lq = malloc((size_t)20 * V * sizeof(float)), *lr = malloc((size_t)20 * V * sizeof(float));
     CHECK_OK(ct__tm_run(q, &b, 1.0f, 0, lq, NULL));
     CHECK_OK(ct__tm_run(ref, &b, 1.0f, 0, lr, NULL));
-    double rl = max_rel(lq, lr, (size_t)20 * V);
+    double rl = ct_test_max_rel(lq, lr, (size_t)20 * V);
     double sq, sr;
     CHECK_OK(ct__tm_run(q, &b, 1.0f / 18, 1, NULL, &sq));
     CHECK_OK(ct__tm_run(ref, &b, 1.0f / 18, 1, NULL, &sr));
@@ -124,7 +115,7 @@ static void run(ct_model *m, int bf16, ct__tm_base base) {
     const ct__tparam *tab = ct__tm_ptable(q, &ntab);
     double worst = 0;
     for (int k = 0; k < ntab; k++) {
-        double r = max_rel(ct__tm_grads(q) + tab[k].off, ct__tm_grads(ref) + tab[k].off, tab[k].n);
+        double r = ct_test_max_rel(ct__tm_grads(q) + tab[k].off, ct__tm_grads(ref) + tab[k].off, tab[k].n);
         if (r > worst) worst = r;
     }
     printf("QLoRA (%s base) vs LoRA on the dequantized base (%s): logits %.2e, loss %.7f vs %.7f, worst grad %.2e\n",
