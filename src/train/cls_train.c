@@ -683,14 +683,10 @@ static ct_status train_prompt_cls(ct_model *m, const ct_head_train_opts *o, cons
     float *p = ct__tm_params(t, &np);
     { /* start from sampled vocabulary tokens: their embeddings (PEFT's SAMPLE_VOCAB) or, prefix
          tuning, the key/value cache they leave (the MLP, with a projection, keeps its own init) */
-        uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
         int32_t vid[4096];
-        for (int j = 0; j < nv && j < 4096; j++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            vid[j] = (int32_t)((x >> 33) % (uint64_t)m->cfg.vocab_size);
-            if (!prefix) ct__mat_row_f32(&m->tok_emb, vid[j], p + (size_t)j * m->cfg.dim);
-        }
-        if (prefix && !o->prefix_projection && (s = ct__tm_prefix_from_ids(t, vid, nv < 4096 ? nv : 4096))) {
+        const int nid = nv < 4096 ? nv : 4096;
+        ct__vocab_sample(o->seed, m->cfg.vocab_size, nid, vid);
+        if (!(prefix && o->prefix_projection) && (s = ct__soft_init_from_ids(t, vid, nid))) {
             ct__tm_free(t);
             prompts_free(&Pt);
             prompts_free(&Pv);

@@ -84,6 +84,23 @@ ct_status ct__prompt_save(ct__tmodel *t, const char *dir, const char *base_model
     return s;
 }
 
+void ct__vocab_sample(uint64_t seed, int V, int K, int32_t *ids) {
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int j = 0; j < K; j++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[j] = (int32_t)((x >> 33) % (uint64_t)V);
+    }
+}
+
+ct_status ct__soft_init_from_ids(ct__tmodel *t, const int32_t *ids, int n) {
+    if (n <= 0) return ct__err(CT_ERR_ARG, "soft prompt init: no tokens");
+    if (t->o.method == CT_TM_PREFIX) return ct__tm_prefix_from_ids(t, ids, n);
+    if (t->o.method != CT_TM_PROMPT || !t->prompt) return ct__err(CT_ERR_ARG, "soft prompt init: not prompt tuning");
+    for (int j = 0; j < t->o.n_virtual; j++)
+        ct__mat_row_f32(&t->m->tok_emb, ids[j % n], t->prompt + (size_t)j * t->cfg->dim);
+    return CT_OK;
+}
+
 static ct_status read_config(const char *dir, ct_json **j, char **path) {
     *j = NULL;
     *path = ct__path_join(dir, "adapter_config.json");

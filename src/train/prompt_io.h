@@ -17,6 +17,13 @@ ct_status ct__prompt_opts_from_dir(const char *dir, const ct_config *g, ct__tm_o
 /* Read prompt_embeddings (F32/F16/BF16) into t's parameters (a prefix-tuning
  * t without the projection MLP). */
 ct_status ct__prompt_load(ct__tmodel *t, const char *dir);
+/* K token ids drawn from the vocabulary (V) by a seeded LCG: the start
+ * --prompt-init vocab samples (the same seed gives the same ids). */
+void ct__vocab_sample(uint64_t seed, int V, int K, int32_t *ids);
+/* Start prompt tuning's virtual tokens (PROMPT) as the embeddings of ids, or
+ * prefix tuning's table (PREFIX, no MLP) as the cache they leave
+ * (ct__tm_prefix_from_ids); ids (n >= 1) repeated or cut to K. */
+ct_status ct__soft_init_from_ids(ct__tmodel *t, const int32_t *ids, int n);
 /* 1 when dir/adapter_config.json says PROMPT_TUNING or PREFIX_TUNING. */
 int ct__is_prompt_adapter(const char *dir);
 #endif

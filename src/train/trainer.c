@@ -396,8 +396,7 @@ static ct_status init_prompt(run *r, const ct_tokenizer *tok) {
     if (o->method == CT_METHOD_PREFIX && o->prefix_projection > 0)
         return ct__err(CT_ERR_ARG, "--prompt-init vocab|text is for a plain prefix (without --prefix-projection)");
     ct__tmodel *t = r->t;
-    const ct_config *g = ct_model_config(r->m);
-    const int K = ct__tm_options(t)->n_virtual, C = g->dim;
+    const int K = ct__tm_options(t)->n_virtual;
     int32_t *ids = NULL;
     size_t n = 0;
     if (o->prompt_init == CT_PROMPT_INIT_TEXT) {
@@ -407,36 +406,16 @@ static ct_status init_prompt(run *r, const ct_tokenizer *tok) {
         if (s) return s;
         if (!n) { free(ids); return ct__err(CT_ERR_ARG, "--prompt-init-text: the text has no tokens"); }
     }
-    if (o->method == CT_METHOD_PREFIX) { /* the cache of those tokens (vocab: sampled ones) */
-        if (!ids) {
-            ids = ct__malloc(sizeof(int32_t) * (size_t)K);
-            if (!ids) return ct__err(CT_ERR_NOMEM, "out of memory");
-            uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
-            for (int j = 0; j < K; j++) {
-                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-                ids[j] = (int32_t)((x >> 33) % (uint64_t)g->vocab_size);
-            }
-            n = (size_t)K;
-        }
-        ct_status s = ct__tm_prefix_from_ids(t, ids, (int)n);
-        free(ids);
-        return s;
+    if (!ids) { /* vocab: sampled tokens */
+        ids = ct__malloc(sizeof(int32_t) * (size_t)K);
+        if (!ids) return ct__err(CT_ERR_NOMEM, "out of memory");
+        ct__vocab_sample(o->seed, ct_model_config(r->m)->vocab_size, K, ids);
+        n = (size_t)K;
     }
-    const ct__tparam *p = ct__tm_find(t, "prompt_embeddings");
-    if (!p) { free(ids); return ct__err(CT_ERR_ARG, "prompt tuning: no prompt_embeddings parameter"); }
-    float *dst = ct__tm_params(t, NULL) + p->off;
-    uint64_t x = o->seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (int j = 0; j < K; j++) {
-        int32_t id;
-        if (ids) id = ids[(size_t)j % n];
-        else {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            id = (int32_t)((x >> 33) % (uint64_t)g->vocab_size);
-        }
-        ct__mat_row_f32(&r->m->tok_emb, id, dst + (size_t)j * C);
-    }
+    /* prompt: their embeddings; prefix: the key/value cache they leave */
+    ct_status s = ct__soft_init_from_ids(t, ids, (int)n);
     free(ids);
-    return CT_OK;
+    return s;
 }
 
 static ct_status setup(run *r, ct_train_result *res) {
