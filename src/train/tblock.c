@@ -200,6 +200,9 @@ static void attn_bwd(ct__tmodel *t, int l, const ct__tm_batch *b, float *dq, flo
     const int K = t->o.n_virtual, qd = t->qd, kvd = t->kvd;
     const size_t T = 2 * (size_t)t->cfg->n_layers * kvd, fs = sizeof(float);
     ct__attn_shape es = prefix_shape(t, b);
+    /* gathered again (the forward's copy belongs to the last layer run): a copy of
+       Ne x (qd + 2 kvd) floats against the attention's Ne x len x qd products, and
+       one set of extended buffers instead of one per layer */
     prefix_gather(t, l, b, q, k, v, as);
     for (int s = 0; s < b->n_seq; s++) {
         memset(t->edo + (size_t)t->eseq[s] * qd, 0, (size_t)K * qd * fs);
